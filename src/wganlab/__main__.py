@@ -1,0 +1,5 @@
+import sys
+
+from wganlab.cli import main
+
+sys.exit(main())
