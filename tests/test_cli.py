@@ -1,0 +1,106 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from wganlab.cli import main
+
+TINY = ["--hidden", "16", "--depth", "2", "--batch-size", "32", "--eval-samples", "300", "--w1-samples", "200",
+        "--no-progress"]
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err  # one line, never a traceback
+    return err[0]
+
+
+def test_train_writes_the_whole_run_folder_then_sample_and_eval_read_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--steps", "6", "--eval-every", "3", "--log-every", "2", "--out", str(out)] + TINY) == 0
+    for name in ("config.json", "metrics.jsonl", "checkpoint.pt", "generator.safetensors", "samples.npy",
+                 "summary.json", "samples.png", "curves.png", "report.html"):
+        assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["steps"] == 6 and config["hidden"] == 16 and config["preset"] == "wgan-gp-2d"
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "train"] == [2, 4, 6]
+    assert [r["step"] for r in records if r["kind"] == "eval"] == [3, 6]
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("modes_captured", "high_quality_fraction", "reverse_kl", "w1", "w_estimate"):
+        assert key in summary
+    assert np.load(out / "samples.npy").shape == (300, 2)
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2 and "wgan-gp-2d" in html
+
+    drawn = tmp_path / "drawn.npy"
+    assert main(["sample", "--run", str(out), "--n", "300", "--out", str(drawn)]) == 0
+    # the saved generator reproduces the run's own final samples (same seed, eval mode)
+    np.testing.assert_allclose(np.load(drawn), np.load(out / "samples.npy"), rtol=1e-5, atol=1e-6)
+    capsys.readouterr()
+    assert main(["eval", "--data", "ring8", "--samples", str(drawn), "--w1-samples", "200"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["modes_captured"] == summary["modes_captured"]
+    assert printed["w1"] == pytest.approx(summary["w1"])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--preset", "wgan-xx"], "choose one of: gan, ns-gan, wgan, wgan-gp"),
+    (["--gp-weight", "-1"], "gp_weight must be >= 0"),
+    (["--clip", "0"], "clip must be > 0"),
+    (["--n-critic", "0"], "n_critic must be >= 1"),
+    (["--steps", "0"], "steps must be >= 1"),
+    (["--data", "moons"], "choose one of: ring8, grid25, swissroll"),
+    (["--set", "nonsense=1"], "unknown config key"),
+    (["--steps", "ten"], "invalid int value"),
+    (["--objective", "hinge"], "choose one of: minimax, non-saturating, wasserstein"),
+])
+def test_bad_flags_give_one_line_and_write_nothing(tmp_path, capsys, flags, message):
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out)] + flags) == 2
+    assert message in _error_line(capsys)
+    assert not out.exists()
+
+
+def test_existing_run_is_refused_unless_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    assert main(["train", "--steps", "1", "--out", str(out)] + TINY) == 2
+    assert "--overwrite" in _error_line(capsys)
+    assert (out / "precious.txt").read_text() == "keep me"
+    assert main(["train", "--steps", "1", "--eval-every", "0", "--out", str(out), "--overwrite"] + TINY) == 0
+    assert not (out / "precious.txt").exists() and (out / "summary.json").is_file()
+
+
+def test_eval_refuses_bad_sample_files(tmp_path, capsys):
+    wrong_shape = tmp_path / "wrong.npy"
+    np.save(wrong_shape, np.zeros((10, 3)))
+    assert main(["eval", "--data", "ring8", "--samples", str(wrong_shape)]) == 2
+    assert "dimension 3" in _error_line(capsys)
+    with_nan = tmp_path / "nan.npy"
+    np.save(with_nan, np.array([[0.0, 1.0], [np.nan, 0.0]]))
+    assert main(["eval", "--data", "ring8", "--samples", str(with_nan)]) == 2
+    assert "NaN" in _error_line(capsys)
+    assert main(["eval", "--data", "ring8", "--samples", str(tmp_path / "none.npy")]) == 2
+    assert "does not exist" in _error_line(capsys)
+
+
+def test_sample_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["sample", "--run", str(tmp_path), "--n", "5", "--out", str(tmp_path / "x.npy")]) == 2
+    assert "not a wganlab run folder" in _error_line(capsys)
+
+
+def test_dry_run_prints_the_resolved_config_from_toml(tmp_path, capsys):
+    toml = tmp_path / "exp.toml"
+    toml.write_text('preset = "wgan"\nsteps = 123\n')
+    assert main(["train", "--config", str(toml), "--clip", "0.02", "--dry-run"]) == 0
+    config = json.loads(capsys.readouterr().out)
+    assert (config["preset"], config["steps"], config["clip"], config["optimizer"]) == ("wgan", 123, 0.02, "rmsprop")
+
+
+def test_module_entry_point_runs():
+    result = subprocess.run([sys.executable, "-m", "wganlab", "presets"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "wgan-gp" in result.stdout

@@ -1,0 +1,63 @@
+import itertools
+import math
+
+import pytest
+import torch
+
+from wganlab.config import resolve
+from wganlab.constraints import CONSTRAINTS
+from wganlab.objectives import OBJECTIVES
+from wganlab.trainer import Trainer
+
+TINY = dict(hidden=16, depth=2, batch_size=32, eval_samples=200, w1_samples=100, log_every=1, eval_every=0)
+
+
+@pytest.mark.parametrize("objective, constraint", list(itertools.product(OBJECTIVES, CONSTRAINTS)))
+def test_one_step_of_every_objective_and_constraint(objective, constraint):
+    config = resolve("wgan-gp-2d", dict(TINY, objective=objective, constraint=constraint, steps=1, n_critic=2))
+    trainer = Trainer(config)
+    critic_before = [p.detach().clone() for p in trainer.critic.parameters()]
+    generator_before = [p.detach().clone() for p in trainer.generator.parameters()]
+    summary = trainer.train()
+    record = trainer.last_train
+    for key in ("d_loss", "d_real", "d_fake", "g_loss", "w_estimate", "grad_norm_g", "grad_norm_d"):
+        assert math.isfinite(record[key]), key
+    assert any(not torch.equal(a, b) for a, b in zip(critic_before, trainer.critic.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(generator_before, trainer.generator.parameters()))
+    if constraint == "gradient-penalty":
+        assert record["penalty"] >= 0 and record["gp_grad_norm"] > 0
+    if constraint == "clip":
+        assert max(p.abs().max() for p in trainer.critic.parameters()) <= config.clip
+        assert 0 <= record["clipped_fraction"] <= 1
+    assert summary["steps"] == 1 and 0 <= summary["modes_captured"] <= 8
+
+
+def test_the_same_seed_gives_the_same_run_and_another_seed_does_not():
+    def run(seed):
+        trainer = Trainer(resolve("wgan-gp-2d", dict(TINY, steps=4, seed=seed)))
+        trainer.train()
+        return [{k: v for k, v in r.items() if k != "time"} for r in trainer.history]
+
+    assert run(0) == run(0)
+    assert run(0) != run(1)
+
+
+def test_learning_rate_decays_linearly_to_zero_over_the_final_fraction():
+    trainer = Trainer(resolve("wgan-gp-2d", dict(TINY, steps=10, lr_decay_fraction=0.5, lr_g=1e-3)))
+    lrs = []
+    for _ in range(10):
+        trainer.critic_step()
+        trainer.generator_step()
+        for schedule in trainer.schedules:
+            schedule.step()
+        lrs.append(trainer.opt_g.param_groups[0]["lr"])
+    assert lrs[:4] == [1e-3] * 4
+    assert lrs[4:] == pytest.approx([1e-3, 0.8e-3, 0.6e-3, 0.4e-3, 0.2e-3, 0.0])
+
+
+@pytest.mark.slow
+def test_short_default_run_on_ring8_captures_at_least_six_modes():
+    config = resolve(None, {"steps": 800, "eval_every": 0, "seed": 0})
+    summary = Trainer(config).train()
+    assert summary["modes_captured"] >= 6, summary
+    assert summary["high_quality_fraction"] > 0.2, summary
