@@ -61,3 +61,14 @@ def test_short_default_run_on_ring8_captures_at_least_six_modes():
     summary = Trainer(config).train()
     assert summary["modes_captured"] >= 6, summary
     assert summary["high_quality_fraction"] > 0.2, summary
+
+
+def test_logged_losses_are_means_over_the_critic_steps_of_the_interval():
+    config = resolve("wgan-gp-2d", dict(TINY, steps=1, n_critic=3))
+    by_hand = Trainer(config)
+    critic_losses = [float(by_hand.critic_step()["d_loss"]) for _ in range(3)]
+    g_loss = float(by_hand.generator_step()["g_loss"])
+    logged = Trainer(config)
+    logged.train()
+    assert logged.last_train["d_loss"] == pytest.approx(sum(critic_losses) / 3, rel=1e-5)
+    assert logged.last_train["g_loss"] == pytest.approx(g_loss, rel=1e-5)

@@ -14,13 +14,37 @@ from pathlib import Path
 from wganlab.config import PRESET_DESCRIPTIONS, PRESETS, ConfigError, resolve
 from wganlab.data.toy import TOY_DATASETS
 
-# flag -> config key, for the knobs that have their own flag
+# config key -> (type, help) for the knobs that have their own flag (--lr-g sets lr_g)
 _TRAIN_FLAGS = {
-    "objective": str, "constraint": str, "data": str, "steps": int, "seed": int,
-    "batch_size": int, "hidden": int, "depth": int, "latent_dim": int, "lr_g": float, "lr_d": float,
-    "beta1": float, "beta2": float, "optimizer": str, "n_critic": int, "gp_weight": float, "clip": float,
-    "ema": float, "lr_decay_fraction": float, "eval_every": int, "log_every": int, "eval_samples": int,
-    "w1_samples": int, "device": str, "threads": int, "radius": float, "sigma": float, "spacing": float,
+    "objective": (str, "minimax | non-saturating | wasserstein"),
+    "constraint": (str, "Lipschitz constraint: none | gradient-penalty | clip"),
+    "data": (str, "ring8 | grid25 | swissroll"),
+    "steps": (int, "generator steps"),
+    "max_seconds": (float, "stop after this many wall seconds (0: no limit)"),
+    "seed": (int, "seed of initialisation, data, noise and evaluation"),
+    "batch_size": (int, "samples per batch"),
+    "hidden": (int, "units per hidden layer of both nets"),
+    "depth": (int, "hidden layers of both nets"),
+    "latent_dim": (int, "dimension of the generator's noise z"),
+    "lr_g": (float, "generator learning rate"),
+    "lr_d": (float, "critic learning rate (a different value gives TTUR)"),
+    "beta1": (float, "Adam beta1"),
+    "beta2": (float, "Adam beta2"),
+    "optimizer": (str, "adam | rmsprop"),
+    "n_critic": (int, "critic steps per generator step"),
+    "gp_weight": (float, "gradient penalty lambda"),
+    "clip": (float, "weight clipping bound c"),
+    "ema": (float, "generator weight EMA decay (0: off)"),
+    "lr_decay_fraction": (float, "final fraction of steps over which learning rates decay linearly to 0"),
+    "eval_every": (int, "evaluate every N steps (0: only at the end)"),
+    "log_every": (int, "append training statistics every N steps"),
+    "eval_samples": (int, "samples scored at each evaluation"),
+    "w1_samples": (int, "samples in the exact W1 computation"),
+    "device": (str, "cpu | cuda | cuda:N"),
+    "threads": (int, "torch CPU threads (0: torch's default)"),
+    "radius": (float, "ring radius (ring8)"),
+    "sigma": (float, "mixture component standard deviation / swiss roll noise"),
+    "spacing": (float, "grid spacing (grid25)"),
 }
 
 
@@ -48,12 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = sub.add_parser("train", help="train a GAN and write a run folder with a report")
-    train.add_argument("--preset", choices=None, help=f"one of: {', '.join(PRESETS)} (default wgan-gp-2d)")
+    train.add_argument("--preset", help=f"one of: {', '.join(PRESETS)} (default wgan-gp-2d)")
     train.add_argument("--config", metavar="FILE.toml", help="a TOML file of config keys")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override any config key (repeatable)")
-    for key, kind in _TRAIN_FLAGS.items():
-        train.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, default=None)
+    for key, (kind, text) in _TRAIN_FLAGS.items():
+        train.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, default=None, help=text)
     train.add_argument("--out", help="run folder (default runs/NNNNN-PRESET-DATA)")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     train.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
@@ -135,6 +159,7 @@ def _presets(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from wganlab.runfolder import RunFolderError
+    from wganlab.trainer import NonFiniteError
 
     commands = {"train": _train, "sample": _sample, "eval": _eval, "presets": _presets}
     try:
@@ -143,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ConfigError, RunFolderError, ValueError) as error:
         print(f"wganlab: error: {error}", file=sys.stderr)
         return 2
+    except NonFiniteError as error:
+        print(f"wganlab: training diverged: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("wganlab: interrupted", file=sys.stderr)
         return 130

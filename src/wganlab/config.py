@@ -48,6 +48,7 @@ class TrainConfig:
     n_critic: int = 3
     batch_size: int = 256
     steps: int = 3000
+    max_seconds: float = 0.0  # wall-clock budget for the loop; 0 means none (steps alone decide)
     lr_decay_fraction: float = 0.5  # linear decay of both learning rates to 0 over this final fraction
     ema: float = 0.99  # generator weight EMA decay; 0 turns it off
     # networks
@@ -186,6 +187,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("n_critic", config.n_critic >= 1, "must be >= 1"),
         ("batch_size", config.batch_size >= 2, "must be >= 2"),
         ("steps", config.steps >= 1, "must be >= 1"),
+        ("max_seconds", config.max_seconds >= 0, "must be >= 0 (0 means no time limit)"),
         ("lr_decay_fraction", 0 <= config.lr_decay_fraction <= 1, "must be in [0, 1]"),
         ("ema", 0 <= config.ema < 1, "must be in [0, 1) (0 turns the EMA off)"),
         ("latent_dim", config.latent_dim >= 1, "must be >= 1"),

@@ -50,8 +50,8 @@ class Objective:
 
     Attributes:
         name: registry name, as written in configs.
-        critic: (real_scores, fake_scores) -> CriticLoss, scores of shape (B,) or (B, 1).
-        generator: fake_scores -> scalar generator loss.
+        critic_fn: (real_scores, fake_scores) -> CriticLoss, scores of shape (B,) or (B, 1).
+        generator_fn: fake_scores -> scalar generator loss.
     """
 
     name: str

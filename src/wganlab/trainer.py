@@ -209,7 +209,7 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------------
     def train(self) -> dict:
-        """Runs to ``config.steps`` generator steps and returns the final summary."""
+        """Runs to ``config.steps`` generator steps (or ``max_seconds``) and returns the final summary."""
         config = self.config
         bar = None
         if self.progress:
@@ -217,26 +217,31 @@ class Trainer:
             bar = tqdm(total=config.steps, initial=self.step, desc=f"{config.preset} on {config.data}",
                        unit="step", dynamic_ncols=True)
         sums: dict[str, torch.Tensor] = {}
-        count = 0
+        counts: dict[str, int] = {}
+
+        def accumulate(stats: dict) -> None:
+            for key, value in stats.items():
+                sums[key] = sums[key] + value if key in sums else value
+                counts[key] = counts.get(key, 0) + 1
+
         started = time.perf_counter() - self.elapsed
         try:
             while self.step < config.steps:
                 for _ in range(config.n_critic):
-                    stats = self.critic_step()
-                stats.update(self.generator_step())
+                    accumulate(self.critic_step())
+                accumulate(self.generator_step())
                 for schedule in self.schedules:
                     schedule.step()
                 self.step += 1
-                for key, value in stats.items():
-                    sums[key] = sums[key] + value if key in sums else value
-                count += 1
                 if bar is not None:
                     bar.update(1)
-                at_end = self.step == config.steps
+                out_of_time = bool(config.max_seconds) and time.perf_counter() - started >= config.max_seconds
+                at_end = self.step == config.steps or out_of_time
                 if self.step % config.log_every == 0 or at_end:
                     self.elapsed = time.perf_counter() - started
-                    record = self._log_train(sums, count)
-                    sums, count = {}, 0
+                    record = self._log_train(sums, counts)
+                    sums.clear()
+                    counts.clear()
                     if bar is not None:
                         bar.set_postfix(self._postfix(record), refresh=False)
                 if at_end or (config.eval_every and self.step % config.eval_every == 0):
@@ -244,6 +249,8 @@ class Trainer:
                     self.last_eval = self._log_eval()
                     if bar is not None:
                         bar.set_postfix(self._postfix(self.last_train or {}), refresh=True)
+                if out_of_time:
+                    break
         finally:
             if bar is not None:
                 bar.close()
@@ -261,14 +268,13 @@ class Trainer:
             shown["W1"] = f"{self.last_eval['w1']:.3f}"
         return shown
 
-    def _log_train(self, sums: dict, count: int) -> dict:
-        # One host sync for the whole interval: every accumulated statistic read at once.
+    def _log_train(self, sums: dict, counts: dict) -> dict:
+        # One host sync for the whole interval: every accumulated statistic read at once,
+        # each the mean over the critic or generator steps since the last line.
         names = list(sums)
-        values = torch.stack([sums[name].float().reshape(()) for name in names]).cpu() / count
+        values = torch.stack([sums[name].float().reshape(()) / counts[name] for name in names]).cpu()
         record = {"kind": "train", "step": self.step, "time": round(self.elapsed, 3)}
-        for name, value in zip(names, values.tolist()):
-            # d_* and penalty were summed once per critic step, g_loss once per generator step
-            record[name] = value / (self.config.n_critic if name != "g_loss" else 1)
+        record.update(zip(names, values.tolist()))
         record["grad_norm_g"] = float(_grad_norm(self.generator))
         record["grad_norm_d"] = float(_grad_norm(self.critic))
         record["w_estimate"] = self.wasserstein_estimate()
