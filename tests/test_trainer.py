@@ -72,3 +72,10 @@ def test_logged_losses_are_means_over_the_critic_steps_of_the_interval():
     logged.train()
     assert logged.last_train["d_loss"] == pytest.approx(sum(critic_losses) / 3, rel=1e-5)
     assert logged.last_train["g_loss"] == pytest.approx(g_loss, rel=1e-5)
+
+
+def test_wall_clock_budget_stops_the_run_and_still_evaluates():
+    config = resolve("wgan-gp-2d", dict(TINY, steps=10**6, max_seconds=0.5))
+    summary = Trainer(config).train()
+    assert 1 <= summary["steps"] < 10**6 and summary["wall_seconds"] < 5
+    assert "modes_captured" in summary and summary["w1"] > 0

@@ -49,11 +49,8 @@ def load_generator(run_dir: str | Path):
     config = run.read_config()
     dataset = make_toy(config.data, radius=config.radius, sigma=config.sigma, spacing=config.spacing)
     generator = build_generator(config, dataset.dim)
-    weights = run.load_generator_weights()
-    # AveragedModel's state carries an extra n_averaged counter and a "module." prefix.
-    weights = {k.removeprefix("module."): v for k, v in weights.items() if k != "n_averaged"}
     try:
-        generator.load_state_dict(weights)
+        generator.load_state_dict(run.load_generator_weights())
     except RuntimeError as error:
         first = str(error).strip().splitlines()[0]
         raise RunFolderError(f"{run.path / 'generator.safetensors'} does not fit the run's config.json "
