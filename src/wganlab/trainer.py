@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import random
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -131,16 +130,20 @@ class Trainer:
         return self.dataset.sample(n, generator=self.rng).to(self.device, non_blocking=True)
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
-        """(n, D) samples of the reported generator, in eval mode, from a seeded noise draw."""
-        z = torch.randn(n, self.config.latent_dim, generator=torch.Generator().manual_seed(seed))
+    def _generate(self, z: torch.Tensor) -> torch.Tensor:
+        """The reported generator on ``z``, in eval mode, leaving its mode as it was."""
         net = self.sampler
         was_training = net.training
         net.eval()
         try:
-            return net(z.to(self.device)).float().cpu()
+            return net(z)
         finally:
             net.train(was_training)
+
+    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
+        """(n, D) samples of the reported generator from a seeded noise draw, on the CPU."""
+        z = torch.randn(n, self.config.latent_dim, generator=torch.Generator().manual_seed(seed))
+        return self._generate(z.to(self.device)).float().cpu()
 
     # -- the two phases ----------------------------------------------------------------------
     def critic_step(self) -> dict:
@@ -178,22 +181,15 @@ class Trainer:
     @torch.no_grad()
     def wasserstein_estimate(self) -> float:
         """E f(x) - E f(G(z)) on the fixed held-out batch: the critic's own W1 estimate."""
-        net = self.sampler
-        was_training = net.training
-        net.eval()
-        try:
-            fake = net(self.held_z)
-        finally:
-            net.train(was_training)
+        fake = self._generate(self.held_z)
         return float(self.critic(self.held_real).mean() - self.critic(fake).mean())
 
     def evaluate(self) -> dict:
         samples = self.sample(self.config.eval_samples, seed=self.config.seed)
         if not torch.isfinite(samples).all():
             raise NonFiniteError(f"the generator produced NaN/Inf samples at step {self.step}")
-        result = evaluate_toy(samples, self.dataset, n_real=self.config.w1_samples, seed=self.config.seed)
-        result.pop("mode_counts", None)
-        return result
+        # mode_counts stays in: modes visited over time (mode hopping) is read from it
+        return evaluate_toy(samples, self.dataset, n_real=self.config.w1_samples, seed=self.config.seed)
 
     @torch.no_grad()
     def critic_surface(self, resolution: int = 100, margin: float = 0.25):
