@@ -9,7 +9,7 @@ import torch
 
 from wganlab.config import TrainConfig
 from wganlab.report import CRITIC_SURFACE, write_report
-from wganlab.runfolder import RunFolder, RunFolderError, atomic_write_bytes
+from wganlab.runfolder import RunFolder, RunFolderError
 
 
 def train_run(config: TrainConfig, out: str | Path, overwrite: bool = False, progress: bool = False) -> dict:
@@ -28,11 +28,7 @@ def train_run(config: TrainConfig, out: str | Path, overwrite: bool = False, pro
     run.write_samples(trainer.sample(config.eval_samples, seed=config.seed).numpy())
     if trainer.dataset.dim == 2:
         xs, ys, values = trainer.critic_surface()
-        import io
-
-        buffer = io.BytesIO()
-        np.savez(buffer, xs=xs, ys=ys, values=values)
-        atomic_write_bytes(run.path / CRITIC_SURFACE, buffer.getvalue())
+        run.write_arrays(CRITIC_SURFACE, xs=xs, ys=ys, values=values)
     run.write_summary(summary)
     write_report(run.path)
     return summary

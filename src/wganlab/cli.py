@@ -54,7 +54,7 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse's own errors: one line plus the usage hint, status 2
-        raise UsageError(f"{message} (see 'wganlab {self.prog.split()[-1]} --help')")
+        raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
 def _parse_set(items: list[str]) -> dict:

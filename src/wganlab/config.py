@@ -6,7 +6,6 @@ Unknown keys, wrong types and out-of-range values are errors that name the fix.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from dataclasses import asdict, dataclass, fields
@@ -249,6 +248,3 @@ def from_dict(values: dict[str, Any]) -> TrainConfig:
         raise ConfigError(f"unknown config key(s) {', '.join(unknown)} in saved config")
     return validate(TrainConfig(**{key: _coerce(key, value) for key, value in values.items()}))
 
-
-def replace(config: TrainConfig, **changes) -> TrainConfig:
-    return validate(dataclasses.replace(config, **changes))

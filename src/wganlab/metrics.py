@@ -86,12 +86,6 @@ def wasserstein1(x, y, max_iterations: int = 10_000_000) -> float:
     return float(ot.emd2(weights_a, weights_b, cost, numItermax=max_iterations))
 
 
-def sample_spread(samples) -> float:
-    """Mean pairwise Euclidean distance, a scale-aware collapse indicator."""
-    points = _as_points(samples)
-    return float(torch.pdist(points).mean()) if len(points) > 1 else 0.0
-
-
 def evaluate_toy(samples, dataset, n_real: int = 2000, seed: int = 0) -> dict:
     """All toy metrics of ``samples`` against a built-in distribution.
 

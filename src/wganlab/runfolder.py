@@ -13,6 +13,7 @@ Layout::
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -115,8 +116,6 @@ class RunFolder:
         return records
 
     def save_checkpoint(self, trainer) -> None:
-        import io
-
         from safetensors.torch import save as save_safetensors
 
         buffer = io.BytesIO()
@@ -137,12 +136,15 @@ class RunFolder:
             raise RunFolderError(f"{file} is damaged ({error}); re-run training or use another run") from None
 
     def write_samples(self, samples: np.ndarray) -> None:
-        path = self.path / SAMPLES
-        with tempfile.NamedTemporaryFile(dir=self.path, suffix=".npy", delete=False) as handle:
-            np.save(handle, samples)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
+        buffer = io.BytesIO()
+        np.save(buffer, samples)
+        atomic_write_bytes(self.path / SAMPLES, buffer.getvalue())
+
+    def write_arrays(self, name: str, **arrays: np.ndarray) -> None:
+        """Writes ``name`` as an ``.npz`` of the given arrays, atomically."""
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        atomic_write_bytes(self.path / name, buffer.getvalue())
 
     def write_summary(self, summary: dict) -> None:
         atomic_write_text(self.path / SUMMARY, json.dumps(summary, indent=2, sort_keys=True) + "\n")
