@@ -265,14 +265,14 @@ class Trainer:
         return shown
 
     def _log_train(self, sums: dict, counts: dict) -> dict:
-        # One host sync for the whole interval: every accumulated statistic read at once,
-        # each the mean over the critic or generator steps since the last line.
-        names = list(sums)
-        values = torch.stack([sums[name].float().reshape(()) / counts[name] for name in names]).cpu()
+        # The interval's statistics (each the mean over the critic or generator steps since the
+        # last line) and the current gradient norms come to the host in one read.
+        means = {name: sums[name].float().reshape(()) / counts[name] for name in sums}
+        means["grad_norm_g"] = _grad_norm(self.generator).to(self.device)
+        means["grad_norm_d"] = _grad_norm(self.critic).to(self.device)
+        values = torch.stack(list(means.values())).cpu()
         record = {"kind": "train", "step": self.step, "time": round(self.elapsed, 3)}
-        record.update(zip(names, values.tolist()))
-        record["grad_norm_g"] = float(_grad_norm(self.generator))
-        record["grad_norm_d"] = float(_grad_norm(self.critic))
+        record.update(zip(means, values.tolist()))
         record["w_estimate"] = self.wasserstein_estimate()
         record["lr_g"] = self.opt_g.param_groups[0]["lr"]
         for name in ("d_loss", "g_loss", "w_estimate"):
