@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import subprocess_env
 from wganlab.cli import main
 
 TINY = ["--hidden", "16", "--depth", "2", "--batch-size", "32", "--eval-samples", "300", "--w1-samples", "200",
@@ -102,5 +103,6 @@ def test_dry_run_prints_the_resolved_config_from_toml(tmp_path, capsys):
 
 
 def test_module_entry_point_runs():
-    result = subprocess.run([sys.executable, "-m", "wganlab", "presets"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "wganlab", "presets"], capture_output=True, text=True, timeout=60,
+                            env=subprocess_env())
     assert result.returncode == 0 and "wgan-gp" in result.stdout

@@ -89,3 +89,24 @@ def test_default_preset_meets_the_ring8_bar_on_seed_0():
     assert summary["modes_captured"] == 8, summary
     assert summary["high_quality_fraction"] >= 0.90, summary
     assert summary["reverse_kl"] <= 0.1, summary
+
+
+def test_callbacks_see_every_record_and_the_end():
+    class Recorder:
+        def __init__(self):
+            self.records, self.summary = [], None
+
+        def on_record(self, trainer, record):
+            self.records.append(record)
+
+        def on_end(self, trainer, summary):
+            self.summary = summary
+
+    recorder = Recorder()
+    config = resolve(overrides=dict(steps=20, log_every=5, eval_every=10, eval_samples=200, w1_samples=200))
+    trainer = Trainer(config, callbacks=[recorder])
+    summary = trainer.train()
+    assert recorder.records == trainer.history
+    assert [r["step"] for r in recorder.records if r["kind"] == "train"] == [5, 10, 15, 20]
+    assert [r["step"] for r in recorder.records if r["kind"] == "eval"] == [10, 20]
+    assert recorder.summary == summary

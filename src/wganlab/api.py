@@ -12,7 +12,8 @@ from wganlab.report import CRITIC_SURFACE, write_report
 from wganlab.runfolder import RunFolder, RunFolderError
 
 
-def train_run(config: TrainConfig, out: str | Path, overwrite: bool = False, progress: bool = False) -> dict:
+def train_run(config: TrainConfig, out: str | Path, overwrite: bool = False, progress: bool = False,
+              callbacks=()) -> dict:
     """Trains ``config`` into the run folder ``out`` and returns the final summary.
 
     Everything that can be refused (config, device, an occupied folder) is checked before
@@ -20,7 +21,7 @@ def train_run(config: TrainConfig, out: str | Path, overwrite: bool = False, pro
     """
     from wganlab.trainer import Trainer
 
-    trainer = Trainer(config, progress=progress)
+    trainer = Trainer(config, progress=progress, callbacks=callbacks)
     run = RunFolder.create(out, overwrite=overwrite)
     trainer.run = run
     run.write_config(config)

@@ -74,12 +74,17 @@ class Trainer:
         config: the run's config.
         run: where to write; None trains without writing anything (tests, sweeps).
         progress: show a progress bar with the live figures.
+        callbacks: observers of the metric stream (a doctor, TensorBoard, a live view): any
+            object with an optional ``on_record(trainer, record)``, called for every train
+            and eval record as it is written, and ``on_end(trainer, summary)``.
     """
 
-    def __init__(self, config: TrainConfig, run: RunFolder | None = None, progress: bool = False):
+    def __init__(self, config: TrainConfig, run: RunFolder | None = None, progress: bool = False,
+                 callbacks=()):
         self.config = validate(config)
         self.run = run
         self.progress = progress
+        self.callbacks = list(callbacks)
         if config.threads:
             torch.set_num_threads(config.threads)
         self.device = torch.device(config.device)
@@ -251,7 +256,11 @@ class Trainer:
             if bar is not None:
                 bar.close()
         self.elapsed = time.perf_counter() - started
-        return self.summary()
+        summary = self.summary()
+        for callback in self.callbacks:
+            if hasattr(callback, "on_end"):
+                callback.on_end(self, summary)
+        return summary
 
     def _postfix(self, record: dict) -> dict:
         shown = {}
@@ -295,6 +304,9 @@ class Trainer:
         self.history.append(record)
         if self.run is not None:
             self.run.append_metrics(record)
+        for callback in self.callbacks:
+            if hasattr(callback, "on_record"):
+                callback.on_record(self, record)
 
     def summary(self) -> dict:
         final = dict(self.last_eval or self.evaluate())
