@@ -21,7 +21,7 @@ def _error_line(capsys):
 def test_train_writes_the_whole_run_folder_then_sample_and_eval_read_it(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--steps", "6", "--eval-every", "3", "--log-every", "2", "--out", str(out)] + TINY) == 0
-    for name in ("config.json", "metrics.jsonl", "checkpoint.pt", "generator.safetensors", "samples.npy",
+    for name in ("config.json", "metrics.jsonl", "generator.safetensors", "samples.npy",
                  "summary.json", "samples.png", "curves.png", "report.html"):
         assert (out / name).is_file(), name
     config = json.loads((out / "config.json").read_text())

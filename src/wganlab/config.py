@@ -17,11 +17,12 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from wganlab.constraints import CONSTRAINTS
+from wganlab.constraints import CONSTRAINTS, PROJECTION_ONLY
 from wganlab.data.toy import TOY_DATASETS
 from wganlab.objectives import OBJECTIVES
 
 OPTIMIZERS = ("adam", "rmsprop")
+ON_NONFINITE = ("rollback", "stop")
 
 
 @dataclass
@@ -68,6 +69,12 @@ class TrainConfig:
     eval_every: int = 1000  # 0: evaluate only at the end
     eval_samples: int = 2500
     w1_samples: int = 2000
+    # reliability
+    checkpoint_every: int = 0  # steps between checkpoints; 0: at each evaluation
+    keep_checkpoints: int = 3  # the newest K checkpoints are kept
+    on_nonfinite: str = "rollback"  # rollback: to the last good state with halved lrs; stop: end the run
+    max_rollbacks: int = 3  # rollbacks allowed before the run stops
+    ddp_static_graph: bool = False  # DDP(static_graph=True); refused with a penalty (it skips the all-reduce)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -173,6 +180,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check_choice("constraint", config.constraint, CONSTRAINTS)
     _check_choice("optimizer", config.optimizer, OPTIMIZERS)
     _check_choice("data", config.data, TOY_DATASETS)
+    _check_choice("on_nonfinite", config.on_nonfinite, ON_NONFINITE)
     for key, value in asdict(config).items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key} must be finite, got {value}")
@@ -197,6 +205,9 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("eval_every", config.eval_every >= 0, "must be >= 0 (0 evaluates only at the end)"),
         ("eval_samples", config.eval_samples >= 2, "must be >= 2"),
         ("w1_samples", config.w1_samples >= 2, "must be >= 2"),
+        ("checkpoint_every", config.checkpoint_every >= 0, "must be >= 0 (0 checkpoints at each evaluation)"),
+        ("keep_checkpoints", config.keep_checkpoints >= 1, "must be >= 1"),
+        ("max_rollbacks", config.max_rollbacks >= 0, "must be >= 0"),
         ("radius", config.radius is None or config.radius > 0, "must be > 0"),
         ("sigma", config.sigma is None or config.sigma > 0, "must be > 0"),
         ("spacing", config.spacing is None or config.spacing > 0, "must be > 0"),
@@ -204,6 +215,10 @@ def validate(config: TrainConfig) -> TrainConfig:
     for key, ok, rule in rules:
         if not ok:
             raise ConfigError(f"{key} {rule}, got {getattr(config, key)}")
+    if config.ddp_static_graph and config.constraint not in PROJECTION_ONLY:
+        raise ConfigError(f"ddp_static_graph cannot be used with the {config.constraint} constraint: DDP's static "
+                          f"graph skips the gradient all-reduce when a penalty's double backward runs, so ranks "
+                          f"silently diverge; leave ddp_static_graph false")
     if not (config.device == "cpu" or config.device.startswith("cuda") or config.device == "mps"):
         raise ConfigError(f"device must be cpu, cuda, cuda:N or mps, got {config.device!r}")
     return config

@@ -147,6 +147,8 @@ def clip_constraint(c: float = 0.01) -> Constraint:
 
 
 CONSTRAINTS = ("none", "gradient-penalty", "clip")
+# constraints that add no penalty term to the critic loss (no double backward)
+PROJECTION_ONLY = ("none", "clip")
 
 
 def make_constraint(name: str, *, gp_weight: float = 10.0, clip: float = 0.01) -> Constraint:

@@ -4,7 +4,8 @@ Layout::
 
     RUN/config.json          the resolved config
     RUN/metrics.jsonl        one JSON object per log or eval line, appended and flushed
-    RUN/checkpoint.pt        full training state (atomic: temp file, fsync, rename)
+    RUN/checkpoints/step-NNNNNNNN.pt  full training state, the last K kept (atomic: temp file,
+                             fsync, rename; resume takes the newest that loads)
     RUN/generator.safetensors  weights of the reported generator (EMA when on)
     RUN/samples.npy          final samples, (N, D)
     RUN/summary.json         final metrics
@@ -25,7 +26,7 @@ import torch
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINTS = "checkpoints"
 GENERATOR = "generator.safetensors"
 SAMPLES = "samples.npy"
 SUMMARY = "summary.json"
@@ -36,7 +37,10 @@ class RunFolderError(ValueError):
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Writes ``data`` so that ``path`` holds either its old or its new content, never a part."""
+    """Writes ``data`` so that ``path`` holds either its old or its new content, never a part.
+
+    A kill mid-write leaves at most a hidden ``.NAME.*.tmp`` file beside it, which readers ignore.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -115,14 +119,63 @@ class RunFolder:
                 break  # a line cut short by a kill: everything before it is good
         return records
 
-    def save_checkpoint(self, trainer) -> None:
+    # -- checkpoints --------------------------------------------------------------------------
+    def checkpoint_files(self) -> list[Path]:
+        """The run's checkpoints, newest (highest step) first."""
+        folder = self.path / CHECKPOINTS
+        if not folder.is_dir():
+            return []
+        return sorted(folder.glob("step-[0-9]*.pt"), key=lambda p: int(p.stem[5:]), reverse=True)
+
+    def save_checkpoint(self, state: dict, generator_weights: dict, keep: int = 3) -> Path:
+        """Writes ``state`` as ``checkpoints/step-N.pt`` and the reported generator's weights.
+
+        The new file is complete on disk before any older one is removed, so a kill at any
+        point leaves at least one readable checkpoint.
+        """
         from safetensors.torch import save as save_safetensors
 
+        folder = self.path / CHECKPOINTS
+        folder.mkdir(exist_ok=True)
         buffer = io.BytesIO()
-        torch.save(trainer.state_dict(), buffer)
-        atomic_write_bytes(self.path / CHECKPOINT, buffer.getvalue())
-        weights = {k: v.detach().cpu().contiguous() for k, v in trainer.sampler.state_dict().items()}
+        torch.save(state, buffer)
+        target = folder / f"step-{state['step']:08d}.pt"
+        atomic_write_bytes(target, buffer.getvalue())
+        weights = {k: v.detach().cpu().contiguous() for k, v in generator_weights.items()}
         atomic_write_bytes(self.path / GENERATOR, save_safetensors(weights, metadata={"format": "pt"}))
+        for old in self.checkpoint_files()[max(keep, 1):]:
+            old.unlink(missing_ok=True)
+        for stale in folder.glob(".*.tmp"):  # left by a write that a kill cut short
+            stale.unlink(missing_ok=True)
+        return target
+
+    def load_latest_checkpoint(self) -> tuple[Path, dict, list[str]]:
+        """The newest checkpoint that loads, with the reasons older-than-newest were skipped.
+
+        Returns:
+            (file, state, skipped) where ``skipped`` says why each newer file was passed over.
+        """
+        skipped = []
+        for file in self.checkpoint_files():
+            try:
+                # weights_only: a checkpoint is data, never code to run
+                state = torch.load(file, map_location="cpu", weights_only=True)
+                if not isinstance(state, dict) or "step" not in state or "generator" not in state:
+                    raise ValueError("it is not a wganlab checkpoint")
+                return file, state, skipped
+            except Exception as error:  # torch raises many types for a truncated or foreign file
+                first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                skipped.append(f"{file.name}: {first[:200]}")
+        if skipped:
+            raise RunFolderError(f"no readable checkpoint in {self.path / CHECKPOINTS} ({'; '.join(skipped)}); "
+                                 f"start a new run with --overwrite")
+        raise RunFolderError(f"{self.path} has no checkpoint to resume from; start a new run with --overwrite")
+
+    def truncate_metrics(self, last_step: int) -> list[dict]:
+        """Keeps the records up to ``last_step`` (a resumed run re-logs what follows) and returns them."""
+        records = [r for r in self.read_metrics() if r.get("step", 0) <= last_step]
+        atomic_write_text(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in records))
+        return records
 
     def load_generator_weights(self) -> dict:
         from safetensors.torch import load_file

@@ -10,8 +10,10 @@ steps, when a line is appended to ``metrics.jsonl``.
 
 from __future__ import annotations
 
+import copy
 import math
 import random
+import sys
 import time
 
 import numpy as np
@@ -67,6 +69,33 @@ class NonFiniteError(RuntimeError):
     """A loss or parameter became NaN or Inf."""
 
 
+class CheckpointMismatchError(ValueError):
+    """A checkpoint that does not fit the run's config (another architecture or objective)."""
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of a rank's data, noise and interpolation stream; rank 0 is a single process's."""
+    return seed + 1_000_033 * rank
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) of an initialised torch.distributed group, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _numpy_state_to_torch(state) -> dict:
+    # numpy's MT19937 state as tensors and ints, so a checkpoint loads with weights_only=True
+    name, keys, pos, has_gauss, cached = state
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def _numpy_state_from_torch(state: dict):
+    return (state["name"], state["keys"].numpy().astype(np.uint32), state["pos"], state["has_gauss"], state["cached"])
+
+
 class Trainer:
     """Trains one GAN from a validated :class:`TrainConfig`.
 
@@ -91,12 +120,18 @@ class Trainer:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device cuda was asked for, but torch sees no CUDA GPU; use --device cpu")
 
+        self.rank, self.world_size = _distributed()
+        if config.batch_size % self.world_size:
+            raise ValueError(f"batch_size {config.batch_size} does not split over {self.world_size} processes; "
+                             f"give a multiple of {self.world_size}")
+        self.local_batch = config.batch_size // self.world_size  # batch_size is the global batch
+
         random.seed(config.seed)
         np.random.seed(config.seed)
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed)  # the same initial weights on every rank
         # One stream for everything the loop draws (data, noise, interpolation weights), so a
-        # seed fixes the run whatever else touches the global RNG.
-        self.rng = torch.Generator().manual_seed(config.seed)
+        # seed fixes the run whatever else touches the global RNG; each rank has its own.
+        self.rng = torch.Generator().manual_seed(rank_seed(config.seed, self.rank))
 
         self.dataset = make_toy(config.data, radius=config.radius, sigma=config.sigma, spacing=config.spacing)
         dim = self.dataset.dim
@@ -105,6 +140,17 @@ class Trainer:
         self.ema = None
         if config.ema > 0:
             self.ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
+
+        # Under torchrun the phases run through DDP wrappers, which average parameter gradients
+        # over ranks; everything else (EMA, state, evaluation) uses the plain modules.
+        self.critic_train, self.generator_train = self.critic, self.generator
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index or 0] if self.device.type == "cuda" else None
+            self.critic_train = DistributedDataParallel(self.critic, device_ids=ids,
+                                                        static_graph=config.ddp_static_graph)
+            self.generator_train = DistributedDataParallel(self.generator, device_ids=ids)
 
         self.objective = get_objective(config.objective)
         self.constraint = make_constraint(config.constraint, gp_weight=config.gp_weight, clip=config.clip)
@@ -121,6 +167,14 @@ class Trainer:
         self.history: list[dict] = []
         self.last_eval: dict | None = None
         self.last_train: dict | None = None
+        # statistics summed on the device since the last log line
+        self._sums: dict[str, torch.Tensor] = {}
+        self._counts: dict[str, int] = {}
+        self.lr_scale = 1.0  # halved at each rollback after a non-finite value
+        self.rollbacks = 0
+        self._good_state: dict | None = None  # the last state known finite, for a rollback
+        self.stop_requested = False  # set by a signal handler: checkpoint after this step and stop
+        self.interrupted = False
 
     # -- sampling --------------------------------------------------------------------------
     @property
@@ -152,15 +206,15 @@ class Trainer:
 
     # -- the two phases ----------------------------------------------------------------------
     def critic_step(self) -> dict:
-        batch = self.config.batch_size
+        batch = self.local_batch
         real = self._real(batch)
         with torch.no_grad():
             fake = self.generator(self._noise(batch))
         # One forward over real and fake: the critic has no batch statistics, so this is the
         # same function as two forwards, at one kernel launch per layer instead of two.
-        scores = self.critic(torch.cat([real, fake]))
+        scores = self.critic_train(torch.cat([real, fake]))
         losses = self.objective.critic(scores[:batch], scores[batch:])
-        penalty, penalty_stats = self.constraint.penalty(self.critic, real, fake, self.rng)
+        penalty, penalty_stats = self.constraint.penalty(self.critic_train, real, fake, self.rng)
         self.opt_d.zero_grad(set_to_none=True)
         (losses.total + penalty).backward()
         self.opt_d.step()
@@ -171,7 +225,7 @@ class Trainer:
     def generator_step(self) -> dict:
         self.critic.requires_grad_(False)  # no critic parameter gradients in the generator phase
         try:
-            fake = self.generator(self._noise(self.config.batch_size))
+            fake = self.generator_train(self._noise(self.local_batch))
             loss = self.objective.generator(self.critic(fake))
             self.opt_g.zero_grad(set_to_none=True)
             loss.backward()
@@ -209,48 +263,38 @@ class Trainer:
         return xs.numpy(), ys.numpy(), values.numpy()
 
     # -- the loop ----------------------------------------------------------------------------------
-    def train(self) -> dict:
-        """Runs to ``config.steps`` generator steps (or ``max_seconds``) and returns the final summary."""
+    def _accumulate(self, stats: dict) -> None:
+        for key, value in stats.items():
+            self._sums[key] = self._sums[key] + value if key in self._sums else value
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def train(self, until: int | None = None) -> dict:
+        """Runs to ``config.steps`` generator steps and returns the final summary.
+
+        It stops early, with a checkpoint, at ``until`` steps, at ``config.max_seconds``, or
+        when ``stop_requested`` is set (a signal handler sets it; the step in flight finishes).
+        A non-finite loss or parameter rolls back to the last good state with halved learning
+        rates (``config.on_nonfinite``), or raises :class:`NonFiniteError`.
+        """
         config = self.config
+        last = config.steps if until is None else min(until, config.steps)
         bar = None
-        if self.progress:
+        if self.progress and self.rank == 0:
             from tqdm.auto import tqdm
             bar = tqdm(total=config.steps, initial=self.step, desc=f"{config.preset} on {config.data}",
                        unit="step", dynamic_ncols=True)
-        sums: dict[str, torch.Tensor] = {}
-        counts: dict[str, int] = {}
-
-        def accumulate(stats: dict) -> None:
-            for key, value in stats.items():
-                sums[key] = sums[key] + value if key in sums else value
-                counts[key] = counts.get(key, 0) + 1
-
+        if self._good_state is None:
+            self._good_state = self._snapshot()
         started = time.perf_counter() - self.elapsed
         try:
-            while self.step < config.steps:
-                for _ in range(config.n_critic):
-                    accumulate(self.critic_step())
-                accumulate(self.generator_step())
-                for schedule in self.schedules:
-                    schedule.step()
-                self.step += 1
-                if bar is not None:
-                    bar.update(1)
-                out_of_time = bool(config.max_seconds) and time.perf_counter() - started >= config.max_seconds
-                at_end = self.step == config.steps or out_of_time
-                if self.step % config.log_every == 0 or at_end:
-                    self.elapsed = time.perf_counter() - started
-                    record = self._log_train(sums, counts)
-                    sums.clear()
-                    counts.clear()
-                    if bar is not None:
-                        bar.set_postfix(self._postfix(record), refresh=False)
-                if at_end or (config.eval_every and self.step % config.eval_every == 0):
-                    self.elapsed = time.perf_counter() - started
-                    self.last_eval = self._log_eval()
-                    if bar is not None:
-                        bar.set_postfix(self._postfix(self.last_train or {}), refresh=True)
-                if out_of_time:
+            while self.step < last:
+                try:
+                    stopping = self._one_step(started, last, bar)
+                except NonFiniteError as error:
+                    if not self._roll_back(error):
+                        raise
+                    continue
+                if stopping:
                     break
         finally:
             if bar is not None:
@@ -261,6 +305,78 @@ class Trainer:
             if hasattr(callback, "on_end"):
                 callback.on_end(self, summary)
         return summary
+
+    def _one_step(self, started: float, last: int, bar) -> bool:
+        """One generator step with its critic steps, and the logging due after it; True to stop."""
+        config = self.config
+        for _ in range(config.n_critic):
+            self._accumulate(self.critic_step())
+        self._accumulate(self.generator_step())
+        for schedule in self.schedules:
+            schedule.step()
+        self.step += 1
+        if bar is not None:
+            bar.update(1)
+        out_of_time = bool(config.max_seconds) and time.perf_counter() - started >= config.max_seconds
+        stopping = out_of_time or self.stop_requested or self.step >= last
+        at_end = self.step == config.steps or stopping
+        self.elapsed = time.perf_counter() - started
+        if self.step % config.log_every == 0 or at_end:
+            record = self._log_train()
+            if bar is not None:
+                bar.set_postfix(self._postfix(record), refresh=False)
+        if at_end or (config.eval_every and self.step % config.eval_every == 0):
+            self.last_eval = self._log_eval()
+            if bar is not None:
+                bar.set_postfix(self._postfix(self.last_train or {}), refresh=True)
+        checkpoint_due = (self.step % config.checkpoint_every == 0) if config.checkpoint_every else \
+            (at_end or (config.eval_every and self.step % config.eval_every == 0))
+        if checkpoint_due or at_end:
+            self.checkpoint()
+        self.interrupted = self.stop_requested
+        return stopping
+
+    def _all_finite(self) -> bool:
+        params = [p for net in (self.generator, self.critic) for p in net.parameters()]
+        return bool(torch.stack([torch.isfinite(p).all() for p in params]).all())
+
+    def checkpoint(self) -> None:
+        """Remembers the state as the last good one and, on rank 0 of a run with a folder, saves it.
+
+        A state with a NaN or Inf parameter is never saved: it raises :class:`NonFiniteError`.
+        """
+        if not self._all_finite():
+            raise NonFiniteError(f"a parameter became NaN or Inf before step {self.step}")
+        self._good_state = self._snapshot()
+        if self.run is not None and self.rank == 0:
+            self.run.save_checkpoint(self.state_dict(), self.sampler.state_dict(), keep=self.config.keep_checkpoints)
+
+    def _snapshot(self) -> dict:
+        return copy.deepcopy({k: v for k, v in self.state_dict().items() if k != "history"})
+
+    def _roll_back(self, error: NonFiniteError) -> bool:
+        """Restores the last good state with halved learning rates; False when not allowed."""
+        config = self.config
+        if config.on_nonfinite != "rollback" or self.rollbacks >= config.max_rollbacks or self._good_state is None:
+            return False
+        bad_step, rollbacks, lr_scale = self.step, self.rollbacks + 1, self.lr_scale * 0.5
+        self._load(copy.deepcopy(self._good_state))
+        self.rollbacks, self.lr_scale = rollbacks, lr_scale
+        self._apply_lr_scale()
+        record = {"kind": "rollback", "step": self.step, "from_step": bad_step, "lr_scale": self.lr_scale,
+                  "reason": str(error)}
+        if self.rank == 0:
+            print(f"wganlab: {error}; rolled back to step {self.step} with learning rates x{self.lr_scale:g} "
+                  f"(rollback {self.rollbacks} of {config.max_rollbacks})", file=sys.stderr)
+        self._emit(record)
+        return True
+
+    def _apply_lr_scale(self) -> None:
+        for schedule, base in zip(self.schedules, (self.config.lr_g, self.config.lr_d)):
+            schedule.base_lrs = [base * self.lr_scale]
+            factor = schedule.lr_lambdas[0](schedule.last_epoch)
+            for group in schedule.optimizer.param_groups:
+                group["lr"] = base * self.lr_scale * factor
 
     def _postfix(self, record: dict) -> dict:
         shown = {}
@@ -273,15 +389,23 @@ class Trainer:
             shown["W1"] = f"{self.last_eval['w1']:.3f}"
         return shown
 
-    def _log_train(self, sums: dict, counts: dict) -> dict:
+    def _log_train(self) -> dict:
         # The interval's statistics (each the mean over the critic or generator steps since the
-        # last line) and the current gradient norms come to the host in one read.
+        # last line), the current gradient norms and a parameter finiteness flag come to the
+        # host in one read.
+        sums, counts = self._sums, self._counts
         means = {name: sums[name].float().reshape(()) / counts[name] for name in sums}
         means["grad_norm_g"] = _grad_norm(self.generator).to(self.device)
         means["grad_norm_d"] = _grad_norm(self.critic).to(self.device)
+        params = [p for net in (self.generator, self.critic) for p in net.parameters()]
+        means["params_finite"] = torch.stack([torch.isfinite(p).all() for p in params]).all().float()
         values = torch.stack(list(means.values())).cpu()
+        self._sums, self._counts = {}, {}
         record = {"kind": "train", "step": self.step, "time": round(self.elapsed, 3)}
         record.update(zip(means, values.tolist()))
+        if not record.pop("params_finite"):
+            raise NonFiniteError(f"a parameter became NaN or Inf by step {self.step}; lower the learning rates "
+                                 f"(--lr-g/--lr-d) or use a Lipschitz constraint")
         record["w_estimate"] = self.wasserstein_estimate()
         record["lr_g"] = self.opt_g.param_groups[0]["lr"]
         for name in ("d_loss", "g_loss", "w_estimate"):
@@ -296,13 +420,11 @@ class Trainer:
         result = self.evaluate()
         record = {"kind": "eval", "step": self.step, "time": round(self.elapsed, 3), **result}
         self._emit(record)
-        if self.run is not None:
-            self.run.save_checkpoint(self)
         return result
 
     def _emit(self, record: dict) -> None:
         self.history.append(record)
-        if self.run is not None:
+        if self.run is not None and self.rank == 0:
             self.run.append_metrics(record)
         for callback in self.callbacks:
             if hasattr(callback, "on_record"):
@@ -318,6 +440,7 @@ class Trainer:
 
     # -- state --------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """Everything an exact resume needs; loadable with ``torch.load(weights_only=True)``."""
         return {
             "step": self.step,
             "elapsed": self.elapsed,
@@ -330,7 +453,54 @@ class Trainer:
             "schedules": [s.state_dict() for s in self.schedules],
             "rng": self.rng.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "numpy_rng": np.random.get_state(),
+            "numpy_rng": _numpy_state_to_torch(np.random.get_state()),
             "python_rng": random.getstate(),
+            "pending_sums": dict(self._sums),
+            "pending_counts": dict(self._counts),
+            "lr_scale": self.lr_scale,
+            "rollbacks": self.rollbacks,
+            "last_eval": self.last_eval,
+            "last_train": self.last_train,
         }
 
+    # what must match between a checkpoint's config and the run resuming it
+    _ARCHITECTURE_KEYS = ("objective", "constraint", "optimizer", "latent_dim", "hidden", "depth",
+                          "generator_batch_norm", "data", "ema")
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores a :meth:`state_dict`; refuses one from another architecture with a clear error."""
+        saved = state.get("config", {})
+        differing = [k for k in self._ARCHITECTURE_KEYS if k in saved and saved[k] != getattr(self.config, k)]
+        if differing:
+            detail = ", ".join(f"{k} {saved[k]!r} vs {getattr(self.config, k)!r}" for k in differing)
+            raise CheckpointMismatchError(f"the checkpoint was trained with another setup ({detail}); resume with "
+                                          f"the run's own config, or start a new run")
+        try:
+            self._load(state)
+        except (RuntimeError, KeyError, ValueError, TypeError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise CheckpointMismatchError(f"the checkpoint does not fit this run's networks ({first[:200]}); "
+                                          f"it comes from another architecture") from None
+        self._good_state = self._snapshot()
+
+    def _load(self, state: dict) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.critic.load_state_dict(state["critic"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        for schedule, saved in zip(self.schedules, state["schedules"]):
+            schedule.load_state_dict(saved)
+        self.rng.set_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(_numpy_state_from_torch(state["numpy_rng"]))
+        random.setstate(state["python_rng"])
+        self.step = int(state["step"])
+        self.elapsed = float(state["elapsed"])
+        self._sums = {k: v.to(self.device) for k, v in state.get("pending_sums", {}).items()}
+        self._counts = dict(state.get("pending_counts", {}))
+        self.lr_scale = float(state.get("lr_scale", 1.0))
+        self.rollbacks = int(state.get("rollbacks", 0))
+        self.last_eval = state.get("last_eval")
+        self.last_train = state.get("last_train")
