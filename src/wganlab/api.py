@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -13,19 +17,39 @@ from wganlab.runfolder import RunFolder, RunFolderError
 
 
 def train_run(config: TrainConfig, out: str | Path, overwrite: bool = False, progress: bool = False,
-              callbacks=()) -> dict:
+              callbacks=(), resume: bool = False) -> dict:
     """Trains ``config`` into the run folder ``out`` and returns the final summary.
 
-    Everything that can be refused (config, device, an occupied folder) is checked before
-    the folder is touched.
+    Everything that can be refused (config, device, an occupied folder, an unreadable
+    checkpoint) is checked before the folder is touched. With ``resume``, ``out`` is an
+    existing run whose newest readable checkpoint is restored exactly (weights, optimisers,
+    RNG streams, step, EMA, schedules, log) and training goes on to ``config.steps``.
+
+    SIGINT and SIGTERM finish the step in flight, checkpoint, flush the log and return a
+    summary with ``interrupted: True``.
     """
     from wganlab.trainer import Trainer
 
     trainer = Trainer(config, progress=progress, callbacks=callbacks)
-    run = RunFolder.create(out, overwrite=overwrite)
+    if resume:
+        run = RunFolder(out)
+        checkpoint, state, skipped = run.load_latest_checkpoint()
+        trainer.load_state_dict(state)
+        for reason in skipped:
+            print(f"wganlab: skipped an unreadable checkpoint, {reason}", file=sys.stderr)
+        if trainer.rank == 0:
+            trainer.history = run.truncate_metrics(trainer.step)
+            run.write_config(config)
+    else:
+        run = RunFolder.create(out, overwrite=overwrite) if trainer.rank == 0 else RunFolder(out)
+        if trainer.rank == 0:
+            run.write_config(config)
     trainer.run = run
-    run.write_config(config)
-    summary = trainer.train()
+    with _stop_on_signals(trainer):
+        summary = trainer.train()
+    if trainer.rank != 0:
+        return summary
+    summary["interrupted"] = trainer.interrupted
     run.write_samples(trainer.sample(config.eval_samples, seed=config.seed).numpy())
     if trainer.dataset.dim == 2:
         xs, ys, values = trainer.critic_surface()
@@ -33,6 +57,29 @@ def train_run(config: TrainConfig, out: str | Path, overwrite: bool = False, pro
     run.write_summary(summary)
     write_report(run.path)
     return summary
+
+
+@contextmanager
+def _stop_on_signals(trainer):
+    """SIGINT/SIGTERM ask the trainer to stop after the step in flight (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request_stop(signum, frame):
+        if trainer.stop_requested:  # a second signal: stop now
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+        if trainer.rank == 0:
+            print(f"\nwganlab: {signal.Signals(signum).name} received; finishing step {trainer.step + 1}, "
+                  f"then saving a checkpoint (send it again to stop at once)", file=sys.stderr)
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def load_generator(run_dir: str | Path):

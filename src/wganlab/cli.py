@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         train.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, default=None, help=text)
     train.add_argument("--out", help="run folder (default runs/NNNNN-PRESET-DATA)")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    train.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue a run exactly from its newest readable checkpoint (to --steps, if given)")
     train.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -101,22 +103,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# what may change when a run is resumed: how long it goes on and where it runs, not what it computes
+_RESUMABLE = ("steps", "max_seconds", "threads", "device", "eval_every", "log_every", "checkpoint_every")
+
+
+def _resume_config(args, overrides: dict):
+    from wganlab.config import from_dict
+    from wganlab.runfolder import RunFolder
+
+    if args.overwrite:
+        raise UsageError("--resume continues a run and --overwrite replaces it; give one of them")
+    if args.preset or args.config or (args.out and Path(args.out) != Path(args.resume)):
+        raise UsageError("--resume takes the run's own config.json; drop --preset/--config/--out")
+    changed = sorted(k for k, v in overrides.items() if v is not None and k not in _RESUMABLE)
+    if changed:
+        raise UsageError(f"--resume continues the run with its own config; only "
+                         f"{', '.join('--' + k.replace('_', '-') for k in _RESUMABLE)} may change "
+                         f"(got {', '.join(changed)})")
+    saved = RunFolder(args.resume).read_config().to_dict()
+    saved.update({k: v for k, v in overrides.items() if v is not None})
+    return from_dict(saved)
+
+
 def _train(args) -> int:
     from wganlab.api import train_run
+    from wganlab.distributed import broadcast_from_rank0, local_device, process_group, rank
     from wganlab.runfolder import next_run_dir
 
     overrides = {key: getattr(args, key) for key in _TRAIN_FLAGS}
     overrides.update(_parse_set(args.set))
-    config = resolve(args.preset, overrides, args.config)
+    config = _resume_config(args, overrides) if args.resume else resolve(args.preset, overrides, args.config)
+    config.device = local_device(config.device)
     if args.dry_run:
         print(config.to_json())
         return 0
-    out = Path(args.out) if args.out else next_run_dir("runs", f"{config.preset}-{config.data}")
-    summary = train_run(config, out, overwrite=args.overwrite, progress=not args.no_progress)
+    with process_group(config.device):
+        if args.resume:
+            out = Path(args.resume)
+        else:
+            out = Path(args.out) if args.out else next_run_dir("runs", f"{config.preset}-{config.data}")
+            out = Path(broadcast_from_rank0(str(out)))
+        summary = train_run(config, out, overwrite=args.overwrite, progress=not args.no_progress,
+                            resume=bool(args.resume))
+        if rank() != 0:
+            return 0
     shown = {k: summary[k] for k in ("modes_captured", "n_modes", "high_quality_fraction", "reverse_kl", "w1",
                                      "w_estimate", "wall_seconds") if k in summary}
     print(json.dumps(shown))
     print(f"run folder: {out}   report: {out / 'report.html'}")
+    if summary.get("interrupted"):
+        print(f"stopped at step {summary['steps']} of {config.steps}; continue with: wganlab train --resume {out}")
     return 0
 
 
@@ -159,13 +195,13 @@ def _presets(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from wganlab.runfolder import RunFolderError
-    from wganlab.trainer import NonFiniteError
+    from wganlab.trainer import CheckpointMismatchError, NonFiniteError
 
     commands = {"train": _train, "sample": _sample, "eval": _eval, "presets": _presets}
     try:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)
-    except (UsageError, ConfigError, RunFolderError, ValueError) as error:
+    except (UsageError, ConfigError, RunFolderError, CheckpointMismatchError, ValueError) as error:
         print(f"wganlab: error: {error}", file=sys.stderr)
         return 2
     except NonFiniteError as error:

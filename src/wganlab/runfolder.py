@@ -83,8 +83,8 @@ class RunFolder:
             raise RunFolderError(f"--out {path} is a file, not a folder; choose another --out")
         if path.is_dir() and any(path.iterdir()):
             if not overwrite:
-                raise RunFolderError(f"--out {path} already holds a run; pass --overwrite to replace it "
-                                     f"or choose another --out")
+                raise RunFolderError(f"--out {path} already holds a run; pass --resume {path} to continue it, "
+                                     f"--overwrite to replace it, or choose another --out")
             shutil.rmtree(path)
         path.mkdir(parents=True, exist_ok=True)
         return cls(path)
