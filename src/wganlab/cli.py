@@ -45,6 +45,10 @@ _TRAIN_FLAGS = {
     "radius": (float, "ring radius (ring8)"),
     "sigma": (float, "mixture component standard deviation / swiss roll noise"),
     "spacing": (float, "grid spacing (grid25)"),
+    "checkpoint_every": (int, "steps between checkpoints (0: at each evaluation)"),
+    "keep_checkpoints": (int, "how many of the newest checkpoints to keep"),
+    "on_nonfinite": (str, "rollback (to the last good state, halving lrs) | stop"),
+    "max_rollbacks": (int, "rollbacks allowed before the run stops"),
 }
 
 

@@ -473,7 +473,8 @@ class Trainer:
         differing = [k for k in self._ARCHITECTURE_KEYS if k in saved and saved[k] != getattr(self.config, k)]
         if differing:
             detail = ", ".join(f"{k} {saved[k]!r} vs {getattr(self.config, k)!r}" for k in differing)
-            raise CheckpointMismatchError(f"the checkpoint was trained with another setup ({detail}); resume with "
+            raise CheckpointMismatchError(f"the checkpoint comes from another architecture or objective ({detail}); "
+                                          f"resume with "
                                           f"the run's own config, or start a new run")
         try:
             self._load(state)
