@@ -75,3 +75,18 @@ def test_all_builds_one_report_with_a_plot_and_a_verdict_per_section(tmp_path):
         section = section[:section.index("</section>")]
         assert "data:image/png;base64," in section
         assert ("PASSED" if outcome["passed"] else "FAILED") in section
+
+
+def test_divergences(tmp_path):
+    outcome = run_experiment("divergences", True, tmp_path)
+    _assert_written(outcome, tmp_path)
+    assert outcome["passed"], [c for c in outcome["checks"] if not c["passed"]]
+    gauss = outcome["figures"]["gaussians"]
+    assert gauss["at_mu_30"]["js"] == pytest.approx(math.log(2), abs=1e-9)
+    assert gauss["at_mu_30"]["kl"] == pytest.approx(450.0) and gauss["grad_at_mu_30"]["kl"] == pytest.approx(30.0)
+    assert gauss["grad_at_mu_30"]["w1"] == pytest.approx(1.0)
+    # JS(N(0,1), N(1,1)) lies below its small-shift expansion mu^2 / 8
+    assert 0.10 < gauss["js_at_mu_1"] < 0.125
+    for net in outcome["figures"]["parallel_lines_trained"]:
+        assert 0.6 < net["js_estimate"] <= math.log(2) + 1e-6
+        assert net["w1_estimate"] == pytest.approx(net["theta"], rel=0.15)

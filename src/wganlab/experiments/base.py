@@ -73,8 +73,6 @@ def jsonable(value):
         return jsonable(value.tolist())
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    if isinstance(value, float):
-        return float(f"{value:.6g}")
     return value
 
 
