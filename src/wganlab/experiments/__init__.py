@@ -7,6 +7,6 @@ registers its experiment; the order here is the report's order.
 """
 
 from wganlab.experiments.base import EXPERIMENTS, Experiment, run_all, run_experiment, write_report
-from wganlab.experiments import bilinear, divergences  # noqa: F401  (each registers its experiment)
+from wganlab.experiments import bilinear, divergences, vanishing, clip_vs_gp  # noqa: F401  (each registers its experiment)
 
 __all__ = ["EXPERIMENTS", "Experiment", "run_all", "run_experiment", "write_report"]
