@@ -81,7 +81,7 @@ def _surface(critic, resolution: int = 80):
 def run(quick: bool, out: Path) -> dict:
     # The explode/vanish pattern comes from the clipped weights' scale, fixed from the first
     # step, so the quick version keeps the paper's 512-unit width and cuts the steps.
-    steps, batch = (300, 128) if not quick else (4, 32)
+    steps, batch = (100, 64) if not quick else (4, 32)
     runs = {f"clip {c}": train_deep_critic("clip", c, steps, 512, batch) for c in CLIPS}
     runs["gradient penalty"] = train_deep_critic("gp", 0.0, steps, 512, batch)
     # log10 of (layer 2's gradient norm / layer 12's), > 0 growing towards the input: the first
