@@ -1,4 +1,4 @@
-"""Command line: ``wganlab train | sample | eval | presets``.
+"""Command line: ``wganlab train | sample | eval | presets | experiment``.
 
 Every error a user can cause ends in one line on stderr naming the problem and the fix,
 and exit status 2; nothing is written before the config and the inputs are checked.
@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         evaluate.add_argument("--" + key, type=float, default=None)
 
     sub.add_parser("presets", help="list the presets")
+    _add_experiment_parser(sub)
     return parser
 
 
@@ -127,6 +128,14 @@ def _resume_config(args, overrides: dict):
     saved = RunFolder(args.resume).read_config().to_dict()
     saved.update({k: v for k, v in overrides.items() if v is not None})
     return from_dict(saved)
+
+
+def _add_experiment_parser(sub) -> None:
+    experiment = sub.add_parser("experiment", help="reproduce a claim of the GAN literature, asserted and plotted",
+                                description="wganlab experiment list | NAME | all [--quick] [--out DIR]")
+    experiment.add_argument("name", help="list, all, or an experiment's name (see 'wganlab experiment list')")
+    experiment.add_argument("--quick", action="store_true", help="the seconds-long version the tests run")
+    experiment.add_argument("--out", help="output folder (default runs/experiments[/NAME])")
 
 
 def _train(args) -> int:
@@ -197,11 +206,42 @@ def _presets(args) -> int:
     return 0
 
 
+def _experiment(args) -> int:
+    from wganlab.experiments import EXPERIMENTS, run_all, run_experiment, write_report
+
+    if args.name == "list":
+        for name, experiment in EXPERIMENTS.items():
+            print(f"{name:20s} {experiment.title}")
+        return 0
+
+    def echo(outcome: dict) -> None:
+        verdict = "passed" if outcome["passed"] else "FAILED"
+        print(f"{outcome['name']}: {verdict}: {outcome['claim']}")
+        for item in outcome["checks"]:
+            print(f"  [{'ok' if item['passed'] else 'FAIL'}] {item['name']}: {item['value']} (bar: {item['bar']})")
+
+    if args.name == "all":
+        out = Path(args.out or "runs/experiments")
+        outcomes = run_all(args.quick, out, echo=echo)
+        failed = [o["name"] for o in outcomes if not o["passed"]]
+        print(f"{len(outcomes) - len(failed)} of {len(outcomes)} claims reproduced"
+              + (f"; not reproduced: {', '.join(failed)}" if failed else ""))
+        print(f"report: {out / 'report.html'}")
+        return 0  # a claim that does not reproduce is a finding, reported in the results, not an error
+    if args.name not in EXPERIMENTS:
+        raise UsageError(f"unknown experiment {args.name!r}; choose one of: {', '.join(EXPERIMENTS)}, all, list")
+    out = Path(args.out or Path("runs/experiments") / args.name)
+    echo(run_experiment(args.name, args.quick, out))
+    report = write_report(out, [out])
+    print(f"result: {out / 'result.json'}   report: {report}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from wganlab.runfolder import RunFolderError
     from wganlab.trainer import CheckpointMismatchError, NonFiniteError
 
-    commands = {"train": _train, "sample": _sample, "eval": _eval, "presets": _presets}
+    commands = {"train": _train, "sample": _sample, "eval": _eval, "presets": _presets, "experiment": _experiment}
     try:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)

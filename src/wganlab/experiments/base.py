@@ -1,0 +1,212 @@
+"""What every experiment shares: the registry, checks, the result file and its report section.
+
+An experiment is a function ``run(quick: bool, out: Path) -> dict`` registered under a
+name. It returns :func:`result`: the claim in one sentence, the numbered checks the claim
+rests on (each a measured value, the bar it must meet and whether it met it), the figures
+behind them, and the PNG plots it wrote into ``out``. ``passed`` is True only when every
+check passed: a claim that does not reproduce is reported as failed, with its figures.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from wganlab.runfolder import atomic_write_text
+
+RESULT = "result.json"
+SECTION = "section.html"
+REPORT = "report.html"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A registered experiment.
+
+    Attributes:
+        name: the name on the command line.
+        title: one line for listings and the report.
+        run: (quick, out folder) -> :func:`result` dict.
+    """
+
+    name: str
+    title: str
+    run: Callable[[bool, Path], dict]
+
+
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def register(name: str, title: str):
+    def decorate(function):
+        EXPERIMENTS[name] = Experiment(name, title, function)
+        return function
+
+    return decorate
+
+
+def check(name: str, value, ok: bool, bar: str) -> dict:
+    """One measured fact: ``value`` against ``bar`` (the criterion in words)."""
+    return {"name": name, "value": value, "bar": bar, "passed": bool(ok)}
+
+
+def result(claim: str, checks: list[dict], figures: dict, plots: list[str], notes: str = "") -> dict:
+    """The dict an experiment returns; ``passed`` is the conjunction of its checks."""
+    return {"claim": claim, "passed": all(c["passed"] for c in checks), "checks": checks,
+            "figures": figures, "plots": plots, "notes": notes}
+
+
+def jsonable(value):
+    """Numbers, arrays and tensors as plain JSON; NaN and Inf as strings JSON can hold."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
+        return jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, out: Path, name: str) -> str:
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=90)
+    pyplot().close(fig)
+    return name
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation of two equal-length sequences (ties get average ranks)."""
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 3:
+        raise ValueError(f"spearman needs two 1-D sequences of equal length >= 3, got {a.shape} and {b.shape}")
+
+    def ranks(v):
+        order = np.argsort(v, kind="mergesort")
+        r = np.empty(len(v))
+        r[order] = np.arange(len(v), dtype=float)
+        for value in np.unique(v):  # average the ranks of ties
+            tied = v == value
+            r[tied] = r[tied].mean()
+        return r
+
+    ra, rb = ranks(a), ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return 0.0
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def run_experiment(name: str, quick: bool, out: str | Path) -> dict:
+    """Runs one experiment into ``out``: result.json, its PNG plots and section.html."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; choose one of: {', '.join(EXPERIMENTS)} (or all)")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    experiment = EXPERIMENTS[name]
+    outcome = experiment.run(quick, out)
+    outcome = {"name": name, "title": experiment.title, "quick": quick, **outcome}
+    outcome = jsonable(outcome)
+    atomic_write_text(out / RESULT, json.dumps(outcome, indent=2) + "\n")
+    atomic_write_text(out / SECTION, section_html(outcome, out))
+    return outcome
+
+
+def run_all(quick: bool, out: str | Path, names: list[str] | None = None, echo=None) -> list[dict]:
+    """Runs every experiment (or ``names``) into ``out/NAME`` and writes ``out/report.html``."""
+    out = Path(out)
+    outcomes = []
+    for name in names or list(EXPERIMENTS):
+        outcomes.append(run_experiment(name, quick, out / name))
+        if echo is not None:
+            echo(outcomes[-1])
+    write_report(out, [out / o["name"] for o in outcomes])
+    return outcomes
+
+
+def _format(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list) and len(value) > 12:
+        return html.escape(json.dumps(value[:12])[:-1] + ", ...]")
+    return html.escape(json.dumps(value) if isinstance(value, (list, dict)) else str(value))
+
+
+def section_html(outcome: dict, folder: Path) -> str:
+    """One report section: the claim, PASSED/FAILED, the checks and the plots inline."""
+    verdict = "PASSED" if outcome["passed"] else "FAILED"
+    colour = "#1a7f37" if outcome["passed"] else "#c62828"
+    rows = "".join(
+        f"<tr><td>{'pass' if c['passed'] else '<b>FAIL</b>'}</td><td>{html.escape(c['name'])}</td>"
+        f"<td>{_format(c['value'])}</td><td>{html.escape(c['bar'])}</td></tr>" for c in outcome["checks"])
+    parts = [f"<section id='{html.escape(outcome['name'])}'>",
+             f"<h2>{html.escape(outcome['name'])}: {html.escape(outcome['title'])}</h2>",
+             f"<p><b>Claim.</b> {html.escape(outcome['claim'])}</p>",
+             f"<p class='verdict' style='color:{colour}'><b>{verdict}</b>"
+             f"{' (quick version)' if outcome.get('quick') else ''}</p>",
+             f"<table><tr><th></th><th>check</th><th>measured</th><th>bar</th></tr>{rows}</table>"]
+    if outcome.get("notes"):
+        parts.append(f"<p>{html.escape(outcome['notes'])}</p>")
+    for name in outcome["plots"]:
+        data = base64.b64encode((folder / name).read_bytes()).decode()
+        parts.append(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
+                     f"<figcaption>{html.escape(name)}</figcaption></figure>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 10px;text-align:left}
+th{background:#f4f4f4}img{max-width:100%;border:1px solid #eee}.verdict{font-size:1.2em}section{margin-bottom:3em}"""
+
+
+def write_report(out: Path, folders: list[Path]) -> Path:
+    """One self-contained ``report.html`` from experiment folders' result.json and plots."""
+    sections, summary = [], []
+    for folder in folders:
+        outcome = json.loads((folder / RESULT).read_text())
+        sections.append(section_html(outcome, folder))
+        verdict = "passed" if outcome["passed"] else "<b>failed</b>"
+        summary.append(f"<tr><td><a href='#{html.escape(outcome['name'])}'>{html.escape(outcome['name'])}</a></td>"
+                       f"<td>{verdict}</td><td>{html.escape(outcome['claim'])}</td></tr>")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>wganlab experiments</title>"
+            f"<style>{_STYLE}</style></head><body><h1>wganlab experiments</h1>"
+            f"<table><tr><th>experiment</th><th>verdict</th><th>claim</th></tr>{''.join(summary)}</table>"
+            + "\n".join(sections) + "</body></html>")
+    path = Path(out) / REPORT
+    atomic_write_text(path, page)
+    return path
+
+
+def train_runs(configs: list, callbacks_for=None) -> list:
+    """Trains each config in turn and returns the finished Trainers, in order.
+
+    The one place experiments train several networks: a batched sweep can replace this body
+    without touching them. ``callbacks_for(index, config)`` gives each run its observers.
+    """
+    from wganlab.trainer import Trainer
+
+    trainers = []
+    for index, config in enumerate(configs):
+        trainer = Trainer(config, callbacks=callbacks_for(index, config) if callbacks_for else ())
+        trainer.train()
+        trainers.append(trainer)
+    return trainers
