@@ -22,10 +22,25 @@ def train_run(config: TrainConfig, out: str | Path, overwrite: bool = False, pro
     from wganlab.trainer import Trainer
 
     trainer = Trainer(config, progress=progress, callbacks=callbacks)
+    if config.logger in ("tensorboard", "both"):
+        from wganlab.tensorboard_logger import require_tensorboard
+
+        require_tensorboard()
     run = RunFolder.create(out, overwrite=overwrite)
     trainer.run = run
+    run.log_metrics = config.logger in ("jsonl", "both")
     run.write_config(config)
-    summary = trainer.train()
+    board = None
+    if config.logger in ("tensorboard", "both"):
+        from wganlab.tensorboard_logger import TensorBoardLogger
+
+        board = TensorBoardLogger(run.path)
+        trainer.callbacks.append(board)
+    try:
+        summary = trainer.train()
+    finally:
+        if board is not None:
+            board.close()  # also when training fails: the events so far stay readable
     run.write_samples(trainer.sample(config.eval_samples, seed=config.seed).numpy())
     if trainer.dataset.dim == 2:
         xs, ys, values = trainer.critic_surface()
