@@ -1,4 +1,4 @@
-"""Command line: ``wganlab train | sample | eval | presets``.
+"""Command line: ``wganlab train | sample | eval | presets | compare``.
 
 Every error a user can cause ends in one line on stderr naming the problem and the fix,
 and exit status 2; nothing is written before the config and the inputs are checked.
@@ -45,6 +45,7 @@ _TRAIN_FLAGS = {
     "radius": (float, "ring radius (ring8)"),
     "sigma": (float, "mixture component standard deviation / swiss roll noise"),
     "spacing": (float, "grid spacing (grid25)"),
+    "logger": (str, "where statistics go: both (default) | jsonl (metrics.jsonl) | tensorboard (event files)"),
 }
 
 
@@ -82,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     train.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--live", action="store_true",
+                       help="serve a live view of the training (2-D data) on http://127.0.0.1:PORT/")
+    train.add_argument("--port", type=int, default=8765, help="port of the live view (0: any free port)")
 
     sample = sub.add_parser("sample", help="draw samples from a trained run's generator")
     sample.add_argument("--run", required=True, help="run folder")
@@ -97,7 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     for key in ("radius", "sigma", "spacing"):
         evaluate.add_argument("--" + key, type=float, default=None)
 
-    sub.add_parser("presets", help="list the presets")
+    presets = sub.add_parser("presets", help="list the presets, or print one as a TOML file to start from")
+    presets.add_argument("name", nargs="?", help="a preset to print (e.g. wganlab presets wgan-gp > my.toml)")
+
+    compare = sub.add_parser("compare", help="one self-contained HTML page comparing run folders")
+    compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders")
+    compare.add_argument("--out", default="compare.html", help="the page to write (default compare.html)")
     return parser
 
 
@@ -112,12 +121,39 @@ def _train(args) -> int:
         print(config.to_json())
         return 0
     out = Path(args.out) if args.out else next_run_dir("runs", f"{config.preset}-{config.data}")
-    summary = train_run(config, out, overwrite=args.overwrite, progress=not args.no_progress)
+    live = _start_live_view(config, args.port) if args.live else None
+    try:
+        summary = train_run(config, out, overwrite=args.overwrite, progress=not args.no_progress,
+                            callbacks=[live] if live else ())
+    finally:
+        if live is not None:
+            import time
+
+            time.sleep(2.0)  # one more poll of the page, so it shows the final state
+            live.stop()
     shown = {k: summary[k] for k in ("modes_captured", "n_modes", "high_quality_fraction", "reverse_kl", "w1",
                                      "w_estimate", "wall_seconds") if k in summary}
     print(json.dumps(shown))
     print(f"run folder: {out}   report: {out / 'report.html'}")
     return 0
+
+
+def _start_live_view(config, port: int):
+    from wganlab.data.toy import make_toy
+    from wganlab.live import LiveView
+
+    dim = make_toy(config.data, radius=config.radius, sigma=config.sigma, spacing=config.spacing).dim
+    if dim != 2:
+        raise UsageError(f"--live draws 2-D data, but {config.data} is {dim}-dimensional; drop --live")
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port must be in 0..65535, got {port}")
+    try:
+        live = LiveView(port=port).start()
+    except OSError as error:
+        raise UsageError(f"cannot serve the live view on port {port} ({error.strerror}); "
+                         f"pass --port 0 for any free port") from None
+    print(f"live view: {live.url}", file=sys.stderr, flush=True)
+    return live
 
 
 def _sample(args) -> int:
@@ -152,8 +188,21 @@ def _eval(args) -> int:
 
 
 def _presets(args) -> int:
+    from wganlab.config import preset_path
+
+    if args.name:
+        print(preset_path(args.name).read_text(), end="")
+        return 0
     for name, text in PRESET_DESCRIPTIONS.items():
         print(f"{name:12s} {text}")
+    return 0
+
+
+def _compare(args) -> int:
+    from wganlab.compare import write_comparison
+
+    out = write_comparison(args.runs, args.out)
+    print(f"compared {len(args.runs)} runs: {out}")
     return 0
 
 
@@ -161,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     from wganlab.runfolder import RunFolderError
     from wganlab.trainer import NonFiniteError
 
-    commands = {"train": _train, "sample": _sample, "eval": _eval, "presets": _presets}
+    commands = {"train": _train, "sample": _sample, "eval": _eval, "presets": _presets, "compare": _compare}
     try:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)
