@@ -34,6 +34,7 @@ def test_evaluate_known_answers():
 def test_train_into_a_folder_and_load_it_back(tmp_path):
     run = wganlab.train(preset="wgan-gp-2d", data="grid25", out=tmp_path / "run", steps=5, logger="jsonl", **TINY)
     assert run.config.data == "grid25" and (tmp_path / "run" / "report.html").is_file()
+    assert wganlab.train(run.config, data="ring8", steps=1, **TINY).config.data == "ring8"
     loaded = wganlab.Run.load(tmp_path / "run")
     assert loaded.metrics["w1"] == run.metrics["w1"] and loaded.config == run.config
     np.testing.assert_allclose(loaded.sample(20, seed=3), run.sample(20, seed=3), rtol=1e-5, atol=1e-6)

@@ -87,3 +87,16 @@ def test_headless_browser_renders_the_live_data(trained_view, tmp_path):
     pixels = matplotlib.image.imread(shot)[..., :3]
     colours = np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)
     assert len(colours) > 500  # a heat map, points and curves, not a blank page
+
+
+def test_observers_do_not_change_the_run(tmp_path):
+    from wganlab.tensorboard_logger import TensorBoardLogger
+
+    def history(callbacks):
+        trainer = Trainer(resolve(None, dict(TINY, steps=10)), callbacks=callbacks)
+        trainer.train()
+        return [{k: v for k, v in r.items() if k != "time"} for r in trainer.history]
+
+    with LiveView(port=0, points=100, arrows=20, resolution=8) as view:
+        watched = history([view, TensorBoardLogger(tmp_path)])
+    assert watched == history([])

@@ -65,3 +65,18 @@ def test_critic_input_gradient_norms_of_a_linear_critic_are_its_weight_norm():
     norms = critic_input_gradient_norms(critic, torch.randn(7, 2))
     torch.testing.assert_close(norms, torch.full((7,), 5.0))
     assert critic.weight.grad is None  # the trainer's parameter gradients are left alone
+
+
+def test_image_data_gets_a_sample_grid(tmp_path):
+    from wganlab.data.array import ArrayDataset
+    from wganlab.tensorboard_logger import TensorBoardLogger
+    from wganlab.trainer import Trainer
+
+    images = ArrayDataset(np.random.default_rng(0).uniform(-1, 1, size=(100, 16)))
+    images.image_shape = (1, 4, 4)  # 16 numbers per sample are a 4 x 4 grey image
+    board = TensorBoardLogger(tmp_path)
+    Trainer(resolve(None, dict(TINY, steps=2, eval_every=0)), dataset=images, callbacks=[board]).train()
+    grids = _events(tmp_path).Images("samples/grid")
+    # 64 samples in 8 columns of 4 x 4 images: one 32 x 32 picture at the final step
+    assert [(g.step, g.width, g.height) for g in grids] == [(2, 32, 32)]
+    assert "samples/scatter" not in _events(tmp_path).Tags()["images"]  # no 2-D scatter of 16-D data

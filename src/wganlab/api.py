@@ -167,14 +167,14 @@ def train(config: TrainConfig | str | Path | None = None, *, preset: str | None 
     from wganlab.trainer import Trainer
 
     dataset, data_name = _as_dataset(data)
+    if dataset is None and data_name is not None:
+        overrides = {**overrides, "data": data_name}
     if isinstance(config, TrainConfig):
         values = {**config.to_dict(), **overrides}
         if preset is not None:
             values.pop("preset")
         config = resolve(preset or config.preset, values)
     else:
-        if dataset is None and data_name is not None:
-            overrides = {**overrides, "data": data_name}
         config = resolve(preset, overrides, config)
     if out is not None:
         if dataset is not None:

@@ -125,11 +125,12 @@ def _train(args) -> int:
     try:
         summary = train_run(config, out, overwrite=args.overwrite, progress=not args.no_progress,
                             callbacks=[live] if live else ())
-    finally:
         if live is not None:
             import time
 
-            time.sleep(2.0)  # one more poll of the page, so it shows the final state
+            time.sleep(2.0)  # two more polls of the page, so that it shows the final state
+    finally:
+        if live is not None:
             live.stop()
     shown = {k: summary[k] for k in ("modes_captured", "n_modes", "high_quality_fraction", "reverse_kl", "w1",
                                      "w_estimate", "wall_seconds") if k in summary}

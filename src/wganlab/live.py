@@ -152,8 +152,9 @@ class LiveView:
         with self._lock:
             self._state = encoded
 
-    def state_bytes(self) -> bytes:
+    def state_bytes(self, count: bool = False) -> bytes:
         with self._lock:
+            self.state_requests += count
             return self._state
 
     # -- HTTP ------------------------------------------------------------------------------------
@@ -164,8 +165,7 @@ class LiveView:
             def do_GET(self):  # noqa: N802 (the standard library's name)
                 path = self.path.split("?", 1)[0]
                 if path == "/state.json":
-                    view.state_requests += 1
-                    self._send(view.state_bytes(), "application/json")
+                    self._send(view.state_bytes(count=True), "application/json")
                 elif path in _FILES:
                     name, kind = _FILES[path]
                     self._send(files("wganlab").joinpath("static", name).read_bytes(), kind)
