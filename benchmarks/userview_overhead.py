@@ -18,6 +18,7 @@ from pathlib import Path
 from wganlab.api import train_run
 from wganlab.config import resolve
 from wganlab.live import LiveView
+from wganlab.tensorboard_logger import TensorBoardLogger
 from wganlab.trainer import Trainer
 
 
@@ -37,7 +38,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--micro-only", action="store_true", help="only the per-call costs, no whole runs")
     args = parser.parse_args()
+    if not args.micro_only:
+        whole_runs(args)
+    per_call_costs()
+
+
+def whole_runs(args) -> None:
     variants = {"jsonl": ("jsonl", False), "both (tensorboard)": ("both", False), "jsonl + live": ("jsonl", True)}
     ratios = {name: [] for name in variants}
     with tempfile.TemporaryDirectory() as root:
@@ -55,6 +63,8 @@ def main() -> None:
         print(f"{name:20s} time / jsonl-only: {statistics.median(values):.3f} (rounds: "
               f"{', '.join(f'{v:.3f}' for v in values)})")
 
+
+def per_call_costs() -> None:
     trainer = Trainer(resolve(None, {"steps": 1, "threads": 1}))
     view = LiveView(port=0)
     view.snapshot(trainer)
@@ -71,6 +81,20 @@ def main() -> None:
         step.generator_step()
     per_step = (time.perf_counter() - started) / 50
     view._server.server_close()
+    with tempfile.TemporaryDirectory() as root:
+        board = TensorBoardLogger(root)
+        train_record = {"kind": "train", "step": 50, **{f"stat{i}": 0.1 for i in range(12)}}  # a line's 12 figures
+        started = time.perf_counter()
+        for _ in range(20):
+            board.on_record(step, train_record)
+        per_train_line = (time.perf_counter() - started) / 20
+        started = time.perf_counter()
+        for _ in range(3):
+            board.on_record(step, {"kind": "eval", "step": 50, "w1": 0.1})
+        per_eval = (time.perf_counter() - started) / 3
+        board.close()
+    print(f"TensorBoard: {1000 * per_train_line:.2f} ms per train line, {1000 * per_eval:.0f} ms per evaluation "
+          f"(2 images, 26 histograms)")
     print(f"one live snapshot + encode: {1000 * per_snapshot:.1f} ms; one training step: {1000 * per_step:.1f} ms; "
           f"snapshot per log line (every 50 steps) = {100 * per_snapshot / (50 * per_step):.1f}% of the interval")
 

@@ -153,7 +153,7 @@ def _start_live_view(config, port: int):
     except OSError as error:
         raise UsageError(f"cannot serve the live view on port {port} ({error.strerror}); "
                          f"pass --port 0 for any free port") from None
-    print(f"live view: {live.url}", file=sys.stderr, flush=True)
+    print(f"live view: {live.url}", flush=True)  # stdout: stderr stays one line if the run is then refused
     return live
 
 
