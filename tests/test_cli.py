@@ -106,3 +106,41 @@ def test_module_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "wganlab", "presets"], capture_output=True, text=True, timeout=60,
                             env=subprocess_env())
     assert result.returncode == 0 and "wgan-gp" in result.stdout
+
+
+def test_a_printed_preset_is_a_config_file_that_resolves_to_the_preset(tmp_path, capsys):
+    assert main(["presets", "wgan"]) == 0
+    toml = tmp_path / "mine.toml"
+    toml.write_text(capsys.readouterr().out)
+    assert "description" in toml.read_text() and 'constraint = "clip"' in toml.read_text()
+    assert main(["train", "--config", str(toml), "--set", "seed=4", "--dry-run"]) == 0
+    config = json.loads(capsys.readouterr().out)
+    assert (config["constraint"], config["clip"], config["lr_d"], config["hidden"], config["seed"]) == \
+        ("clip", 0.01, 5e-5, 512, 4)
+    assert main(["presets", "wgan-xl"]) == 2
+    assert "choose one of: gan, ns-gan" in _error_line(capsys)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--set", "steps=ten"], "steps must be an integer, got 'ten'"),
+    (["--set", "ema=high"], "ema must be a number, got 'high'"),
+    (["--set", "stepz=3"], "valid keys: preset, objective, constraint"),
+    (["--set", "steps"], "--set expects key=value"),
+    (["--logger", "wandb"], "choose one of: both, jsonl, tensorboard"),
+])
+def test_set_and_logger_errors_name_the_fix(tmp_path, capsys, flags, message):
+    assert main(["train", "--dry-run", "--out", str(tmp_path / "run")] + flags) == 2
+    assert message in _error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_live_port_in_use_is_one_line(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["train", "--live", "--port", str(port), "--out", str(tmp_path / "run")] + TINY) == 2
+    assert "pass --port 0" in _error_line(capsys)
+    assert not (tmp_path / "run").exists()

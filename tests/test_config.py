@@ -68,3 +68,31 @@ def test_saved_config_round_trips():
         config = resolve(name, {"seed": 3})
         assert from_dict(json.loads(config.to_json())) == config
     assert TrainConfig().preset == "wgan-gp-2d"
+
+
+def test_presets_are_toml_files_shipped_in_the_package():
+    from wganlab.config import PRESET_DESCRIPTIONS, preset_path, read_toml
+
+    assert list(PRESETS) == ["gan", "ns-gan", "wgan", "wgan-gp", "wgan-gp-2d"]
+    for name in PRESETS:
+        assert preset_path(name).is_file() and len(PRESET_DESCRIPTIONS[name]) > 20
+        # a user's copy of a preset file (description included) resolves to the preset itself
+        assert resolve(None, None, str(preset_path(name))) == resolve("wgan-gp-2d", dict(read_toml(preset_path(name))))
+        assert resolve(name) == resolve(None, {**read_toml(preset_path(name)), "preset": name})
+    # the default preset's file spells out the dataclass defaults
+    assert resolve(None, dict(read_toml(preset_path("wgan-gp-2d")))) == resolve("wgan-gp-2d")
+
+
+@pytest.mark.parametrize("table, message", [
+    ('[train]\nsteps = 5\n[other]\nx = 1\n', "unknown config key(s) other, train; valid keys: preset, objective"),
+    ('steps = [1, 2]\n', "steps must be an integer, got list"),
+    ('hidden = { a = 1 }\n', "hidden must be an integer, got dict"),
+    ('lr_g = "fast"\n', "lr_g must be a number, got 'fast'"),
+    ('logger = "wandb"\n', "unknown logger 'wandb'; choose one of: both, jsonl, tensorboard"),
+])
+def test_toml_errors_name_the_key_and_the_valid_choices(tmp_path, table, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(table)
+    with pytest.raises(ConfigError) as error:
+        resolve(None, None, path)
+    assert message in str(error.value)

@@ -1,4 +1,11 @@
-"""The Python entry points behind the command line."""
+"""The Python API, and the entry points behind the command line.
+
+    import numpy as np, wganlab
+    run = wganlab.train(data=np.load("points.npy"), steps=2000)   # (N, D) array -> Run
+    run.metrics["w1"]                                              # final figures
+    fake = run.sample(1000)                                        # (1000, D) numpy array
+    wganlab.evaluate(fake, "ring8")                                # the same metrics for any samples
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wganlab.config import TrainConfig
+from wganlab.config import TrainConfig, resolve
 from wganlab.report import CRITIC_SURFACE, write_report
 from wganlab.runfolder import RunFolder, RunFolderError
 
@@ -28,9 +35,18 @@ def train_run(config: TrainConfig, out: str | Path, overwrite: bool = False, pro
     SIGINT and SIGTERM finish the step in flight, checkpoint, flush the log and return a
     summary with ``interrupted: True``.
     """
+    return _train_into_folder(config, out, overwrite, progress, callbacks, resume)[0]
+
+
+def _train_into_folder(config: TrainConfig, out: str | Path, overwrite: bool, progress: bool, callbacks,
+                       resume: bool = False):
     from wganlab.trainer import Trainer
 
     trainer = Trainer(config, progress=progress, callbacks=callbacks)
+    if config.logger in ("tensorboard", "both"):
+        from wganlab.tensorboard_logger import require_tensorboard
+
+        require_tensorboard()
     if resume:
         run = RunFolder(out)
         checkpoint, state, skipped = run.load_latest_checkpoint()
@@ -45,10 +61,21 @@ def train_run(config: TrainConfig, out: str | Path, overwrite: bool = False, pro
         if trainer.rank == 0:
             run.write_config(config)
     trainer.run = run
-    with _stop_on_signals(trainer):
-        summary = trainer.train()
+    run.log_metrics = config.logger in ("jsonl", "both")
+    board = None
+    if config.logger in ("tensorboard", "both") and trainer.rank == 0:
+        from wganlab.tensorboard_logger import TensorBoardLogger
+
+        board = TensorBoardLogger(run.path)
+        trainer.callbacks.append(board)
+    try:
+        with _stop_on_signals(trainer):
+            summary = trainer.train()
+    finally:
+        if board is not None:
+            board.close()  # also when training fails: the events so far stay readable
     if trainer.rank != 0:
-        return summary
+        return summary, trainer
     summary["interrupted"] = trainer.interrupted
     run.write_samples(trainer.sample(config.eval_samples, seed=config.seed).numpy())
     if trainer.dataset.dim == 2:
@@ -56,7 +83,7 @@ def train_run(config: TrainConfig, out: str | Path, overwrite: bool = False, pro
         run.write_arrays(CRITIC_SURFACE, xs=xs, ys=ys, values=values)
     run.write_summary(summary)
     write_report(run.path)
-    return summary
+    return summary, trainer
 
 
 @contextmanager
@@ -107,3 +134,136 @@ def load_generator(run_dir: str | Path):
         return generator(z).numpy()
 
     return sample
+
+
+# -- the public Python API -----------------------------------------------------------------------
+class Run:
+    """A trained GAN: its config, final metrics, training records and a sampler.
+
+    Attributes:
+        config: the resolved :class:`~wganlab.config.TrainConfig`.
+        metrics: the final figures (``w1``, ``w_estimate``, ``steps``, ``wall_seconds``, and on
+            a Gaussian mixture ``modes_captured``, ``high_quality_fraction``, ``reverse_kl``).
+        history: every train and eval record, as written to ``metrics.jsonl``.
+        path: the run folder, or None when the run wrote no files.
+        trainer: the :class:`~wganlab.trainer.Trainer` (nets, optimisers), or None for a loaded run.
+    """
+
+    def __init__(self, config: TrainConfig, metrics: dict, history: list[dict], sampler,
+                 path: Path | None = None, trainer=None):
+        self.config = config
+        self.metrics = metrics
+        self.history = history
+        self.path = path
+        self.trainer = trainer
+        self._sampler = sampler
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """(n, D) float32 samples of the reported generator (the EMA copy when on), seeded."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        return np.asarray(self._sampler(n, seed))
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "Run":
+        """A finished run folder as a :class:`Run` (config, metrics, history, sampler)."""
+        sampler = load_generator(run_dir)
+        run = RunFolder(run_dir)
+        return cls(run.read_config(), run.read_summary(), run.read_metrics(), sampler, path=run.path)
+
+    def __repr__(self) -> str:
+        shown = {k: self.metrics[k] for k in ("modes_captured", "high_quality_fraction", "w1") if k in self.metrics}
+        return f"Run({self.config.preset} on {self.metrics.get('data', self.config.data)}, {shown})"
+
+
+def _as_dataset(data):
+    """None, a built-in name, an (N, D) array/tensor, or a dataset object -> (dataset or None, name)."""
+    from wganlab.data.array import ArrayDataset
+    from wganlab.data.toy import make_toy
+
+    if data is None or isinstance(data, str):
+        return None, data
+    if hasattr(data, "sample") and hasattr(data, "dim"):
+        return data, getattr(data, "name", type(data).__name__)
+    dataset = ArrayDataset(data)
+    return dataset, f"array{tuple(dataset.points.shape)}"
+
+
+def train(config: TrainConfig | str | Path | None = None, *, preset: str | None = None, data=None,
+          out: str | Path | None = None, overwrite: bool = False, progress: bool = False, callbacks=(),
+          **overrides) -> Run:
+    """Trains a GAN and returns the :class:`Run`.
+
+    Args:
+        config: a :class:`TrainConfig`, a TOML file path, or None for the defaults.
+        preset: a preset name (``wganlab presets`` lists them); overrides the config's preset.
+        data: a built-in distribution name (``"ring8"``), an (N, D) NumPy array or tensor of
+            your own points, or any object with ``dim`` and ``sample(n, generator) -> (n, D)
+            tensor``. None keeps the config's ``data``.
+        out: a run folder to write (config, metrics, checkpoint, report); None writes nothing.
+            Only built-in data can be written to a run folder for now, because a run folder
+            must rebuild its data from ``config.json``.
+        overwrite: replace an existing run folder at ``out``.
+        progress: show a progress bar.
+        callbacks: Trainer callbacks (objects with ``on_record`` / ``on_end``).
+        **overrides: any config key, e.g. ``steps=2000, gp_weight=1.0``; unknown keys and
+            wrong types raise :class:`~wganlab.config.ConfigError` naming the valid keys.
+
+    Returns:
+        a :class:`Run`: ``run.metrics``, ``run.sample(n) -> (n, D)``, ``run.history``.
+    """
+    from wganlab.trainer import Trainer
+
+    dataset, data_name = _as_dataset(data)
+    if dataset is None and data_name is not None:
+        overrides = {**overrides, "data": data_name}
+    if isinstance(config, TrainConfig):
+        values = {**config.to_dict(), **overrides}
+        if preset is not None:
+            values.pop("preset")
+        config = resolve(preset or config.preset, values)
+    else:
+        config = resolve(preset, overrides, config)
+    if out is not None:
+        if dataset is not None:
+            raise ValueError("out= needs built-in data (a run folder rebuilds its data from config.json); "
+                             "train an in-memory array with out=None")
+        summary, trainer = _train_into_folder(config, out, overwrite, progress, callbacks)
+        path = Path(out)
+    else:
+        trainer = Trainer(config, progress=progress, callbacks=callbacks, dataset=dataset)
+        summary = trainer.train()
+        path = None
+    if dataset is not None:
+        summary["data"] = data_name
+
+    def sample(n: int, seed: int) -> np.ndarray:
+        return trainer.sample(n, seed=seed).numpy()
+
+    return Run(config, summary, trainer.history, sample, path=path, trainer=trainer)
+
+
+def evaluate(samples, data, *, n_real: int = 2000, seed: int = 0) -> dict:
+    """Scores generated samples against data.
+
+    Args:
+        samples: (N, D) array or tensor of generated points.
+        data: a built-in name (``"ring8"``, ``"grid25"``, ``"swissroll"``), an (M, D) array of
+            real points, or a dataset object with ``dim``, ``sample(n, generator)`` and
+            optionally ``means``/``sigma``/``n_modes`` (Gaussian mixtures).
+        n_real: real samples in the exact W1 (drawn with ``seed``; from an array, with
+            replacement), compared with the first ``n_real`` of ``samples``.
+
+    Returns:
+        ``w1`` (exact Wasserstein-1, optimal transport), ``n_samples``, ``w1_samples``, and
+        on a Gaussian mixture ``modes_captured``, ``n_modes``, ``high_quality_fraction``,
+        ``reverse_kl``, ``mode_counts``.
+    """
+    from wganlab.data.toy import make_toy
+    from wganlab.metrics import evaluate_toy
+
+    if isinstance(data, str):
+        dataset = make_toy(data)
+    else:
+        dataset, _ = _as_dataset(data)
+    return evaluate_toy(samples, dataset, n_real=n_real, seed=seed)

@@ -1,4 +1,4 @@
-"""Command line: ``wganlab train | sample | eval | presets | experiment``.
+"""Command line: ``wganlab train | sample | eval | presets | compare | experiment``.
 
 Every error a user can cause ends in one line on stderr naming the problem and the fix,
 and exit status 2; nothing is written before the config and the inputs are checked.
@@ -49,6 +49,7 @@ _TRAIN_FLAGS = {
     "keep_checkpoints": (int, "how many of the newest checkpoints to keep"),
     "on_nonfinite": (str, "rollback (to the last good state, halving lrs) | stop"),
     "max_rollbacks": (int, "rollbacks allowed before the run stops"),
+    "logger": (str, "where statistics go: both (default) | jsonl (metrics.jsonl) | tensorboard (event files)"),
 }
 
 
@@ -88,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue a run exactly from its newest readable checkpoint (to --steps, if given)")
     train.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--live", action="store_true",
+                       help="serve a live view of the training (2-D data) on http://127.0.0.1:PORT/")
+    train.add_argument("--port", type=int, default=8765, help="port of the live view (0: any free port)")
 
     sample = sub.add_parser("sample", help="draw samples from a trained run's generator")
     sample.add_argument("--run", required=True, help="run folder")
@@ -103,7 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     for key in ("radius", "sigma", "spacing"):
         evaluate.add_argument("--" + key, type=float, default=None)
 
-    sub.add_parser("presets", help="list the presets")
+    presets = sub.add_parser("presets", help="list the presets, or print one as a TOML file to start from")
+    presets.add_argument("name", nargs="?", help="a preset to print (e.g. wganlab presets wgan-gp > my.toml)")
+
+    compare = sub.add_parser("compare", help="one self-contained HTML page comparing run folders")
+    compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders")
+    compare.add_argument("--out", default="compare.html", help="the page to write (default compare.html)")
+
     _add_experiment_parser(sub)
     return parser
 
@@ -156,8 +166,17 @@ def _train(args) -> int:
         else:
             out = Path(args.out) if args.out else next_run_dir("runs", f"{config.preset}-{config.data}")
             out = Path(broadcast_from_rank0(str(out)))
-        summary = train_run(config, out, overwrite=args.overwrite, progress=not args.no_progress,
-                            resume=bool(args.resume))
+        live = _start_live_view(config, args.port) if args.live and rank() == 0 else None
+        try:
+            summary = train_run(config, out, overwrite=args.overwrite, progress=not args.no_progress,
+                                callbacks=[live] if live else (), resume=bool(args.resume))
+            if live is not None:
+                import time
+
+                time.sleep(2.0)  # two more polls of the page, so that it shows the final state
+        finally:
+            if live is not None:
+                live.stop()
         if rank() != 0:
             return 0
     shown = {k: summary[k] for k in ("modes_captured", "n_modes", "high_quality_fraction", "reverse_kl", "w1",
@@ -167,6 +186,24 @@ def _train(args) -> int:
     if summary.get("interrupted"):
         print(f"stopped at step {summary['steps']} of {config.steps}; continue with: wganlab train --resume {out}")
     return 0
+
+
+def _start_live_view(config, port: int):
+    from wganlab.data.toy import make_toy
+    from wganlab.live import LiveView
+
+    dim = make_toy(config.data, radius=config.radius, sigma=config.sigma, spacing=config.spacing).dim
+    if dim != 2:
+        raise UsageError(f"--live draws 2-D data, but {config.data} is {dim}-dimensional; drop --live")
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port must be in 0..65535, got {port}")
+    try:
+        live = LiveView(port=port).start()
+    except OSError as error:
+        raise UsageError(f"cannot serve the live view on port {port} ({error.strerror}); "
+                         f"pass --port 0 for any free port") from None
+    print(f"live view: {live.url}", flush=True)  # stdout: stderr stays one line if the run is then refused
+    return live
 
 
 def _sample(args) -> int:
@@ -201,6 +238,11 @@ def _eval(args) -> int:
 
 
 def _presets(args) -> int:
+    from wganlab.config import preset_path
+
+    if args.name:
+        print(preset_path(args.name).read_text(), end="")
+        return 0
     for name, text in PRESET_DESCRIPTIONS.items():
         print(f"{name:12s} {text}")
     return 0
@@ -237,11 +279,20 @@ def _experiment(args) -> int:
     return 0
 
 
+def _compare(args) -> int:
+    from wganlab.compare import write_comparison
+
+    out = write_comparison(args.runs, args.out)
+    print(f"compared {len(args.runs)} runs: {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from wganlab.runfolder import RunFolderError
     from wganlab.trainer import CheckpointMismatchError, NonFiniteError
 
-    commands = {"train": _train, "sample": _sample, "eval": _eval, "presets": _presets, "experiment": _experiment}
+    commands = {"train": _train, "sample": _sample, "eval": _eval, "presets": _presets, "compare": _compare,
+                "experiment": _experiment}
     try:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)

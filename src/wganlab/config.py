@@ -25,6 +25,9 @@ OPTIMIZERS = ("adam", "rmsprop")
 ON_NONFINITE = ("rollback", "stop")
 
 
+LOGGERS = ("both", "jsonl", "tensorboard")
+
+
 @dataclass
 class TrainConfig:
     """Everything that decides a training run.
@@ -76,6 +79,9 @@ class TrainConfig:
     max_rollbacks: int = 3  # rollbacks allowed before the run stops
     ddp_static_graph: bool = False  # DDP(static_graph=True); refused with a penalty (it skips the all-reduce)
 
+
+    logger: str = "both"  # where training statistics go: jsonl (metrics.jsonl), tensorboard, or both
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -83,39 +89,33 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2)
 
 
-_PAPER_COMMON = dict(
-    latent_dim=2, hidden=512, depth=3, generator_batch_norm=False, batch_size=256,
-    ema=0.0, lr_decay_fraction=0.0,
-)
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # Goodfellow et al. 2014 as DCGAN trains it: Adam 2e-4 (0.5, 0.999), one D step per G step.
-    "gan": dict(_PAPER_COMMON, objective="minimax", constraint="none", optimizer="adam",
-                lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, n_critic=1),
-    "ns-gan": dict(_PAPER_COMMON, objective="non-saturating", constraint="none", optimizer="adam",
-                   lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, n_critic=1),
-    # Arjovsky et al. 2017, Algorithm 1: RMSProp 5e-5, c = 0.01, n_critic = 5.
-    "wgan": dict(_PAPER_COMMON, objective="wasserstein", constraint="clip", clip=0.01, optimizer="rmsprop",
-                 lr_g=5e-5, lr_d=5e-5, n_critic=5),
-    # Gulrajani et al. 2017, Algorithm 1 with the betas of their released code: lambda 10,
-    # Adam 1e-4 (0.5, 0.9), n_critic 5.
-    "wgan-gp": dict(_PAPER_COMMON, objective="wasserstein", constraint="gradient-penalty", gp_weight=10.0,
-                    optimizer="adam", lr_g=1e-4, lr_d=1e-4, beta1=0.5, beta2=0.9, n_critic=5),
-    # The default: WGAN-GP tuned to reach sharp 2D mixtures within CPU minutes. It departs
-    # from the paper in lambda 0.1 (the value of the authors' own toy script), Adam 8e-4,
-    # n_critic 3, 128-unit layers, a generator EMA and a linear learning-rate decay over
-    # the second half.
-    "wgan-gp-2d": {},
-}
 
+def _load_presets() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Reads the presets shipped as ``wganlab/presets/NAME.toml``: config keys plus a ``description``."""
+    from importlib.resources import files
+
+    presets, descriptions = {}, {}
+    entries = {e.name[: -len(".toml")]: e for e in files("wganlab").joinpath("presets").iterdir()
+               if e.name.endswith(".toml")}
+    for name, entry in sorted(entries.items()):
+        table = tomllib.loads(entry.read_text())
+        descriptions[name] = str(table.pop("description", ""))
+        presets[name] = table
+    return presets, descriptions
+
+
+# name -> config keys, and name -> one line for `wganlab presets`; one TOML file per preset
+PRESETS, PRESET_DESCRIPTIONS = _load_presets()
 _DEFAULTS = TrainConfig()
-PRESET_DESCRIPTIONS = {
-    "gan": "minimax GAN (saturating), Adam 2e-4 (0.5, 0.999), n_critic 1, 3x512 MLPs",
-    "ns-gan": "non-saturating GAN, Adam 2e-4 (0.5, 0.999), n_critic 1, 3x512 MLPs",
-    "wgan": "WGAN, weight clipping c=0.01, RMSprop 5e-5, n_critic 5, 3x512 MLPs",
-    "wgan-gp": "WGAN-GP, lambda 10, Adam 1e-4 (0.5, 0.9), n_critic 5, 3x512 MLPs",
-    "wgan-gp-2d": "the default: WGAN-GP tuned for 2D data (lambda 0.1, Adam 8e-4, n_critic 3, 3x128, EMA, lr decay)",
-}
+
+
+def preset_path(name: str):
+    """The shipped TOML file of preset ``name`` (a starting point for a user's own config file)."""
+    from importlib.resources import files
+
+    _check_choice("preset", name, PRESETS)
+    return files("wganlab").joinpath("presets", f"{name}.toml")
 
 
 class ConfigError(ValueError):
@@ -131,6 +131,8 @@ def _coerce(key: str, value: Any) -> Any:
     optional = "None" in declared
     base = declared.replace(" | None", "")
     kind = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}[base]
+    if isinstance(value, (dict, list)):  # a TOML table or array where one value belongs
+        raise ConfigError(f"{key} must be {kind}, got {type(value).__name__} {value!r}")
     if value is None:
         if optional:
             return None
@@ -181,6 +183,9 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check_choice("optimizer", config.optimizer, OPTIMIZERS)
     _check_choice("data", config.data, TOY_DATASETS)
     _check_choice("on_nonfinite", config.on_nonfinite, ON_NONFINITE)
+
+
+    _check_choice("logger", config.logger, LOGGERS)
     for key, value in asdict(config).items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key} must be finite, got {value}")
@@ -235,6 +240,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
     if set(table) == {"train"} and isinstance(table["train"], dict):
         table = table["train"]
+    table.pop("description", None)  # a copied preset file keeps its one-line description
     return table
 
 

@@ -74,6 +74,7 @@ class RunFolder:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.log_metrics = True  # False under --logger tensorboard: no metrics.jsonl
 
     @classmethod
     def create(cls, path: str | Path, overwrite: bool = False) -> "RunFolder":
@@ -104,6 +105,8 @@ class RunFolder:
             raise RunFolderError(f"{file} is damaged or from another version: {error}") from None
 
     def append_metrics(self, record: dict) -> None:
+        if not self.log_metrics:
+            return
         with open(self.path / METRICS, "a") as handle:
             handle.write(json.dumps(record) + "\n")
 

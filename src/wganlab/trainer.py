@@ -106,10 +106,13 @@ class Trainer:
         callbacks: observers of the metric stream (a doctor, TensorBoard, a live view): any
             object with an optional ``on_record(trainer, record)``, called for every train
             and eval record as it is written, and ``on_end(trainer, summary)``.
+        dataset: the data to train on, any object with ``dim`` and ``sample(n, generator) ->
+            (n, dim) tensor`` (e.g. ``wganlab.data.array.ArrayDataset``); None builds
+            ``config.data``.
     """
 
     def __init__(self, config: TrainConfig, run: RunFolder | None = None, progress: bool = False,
-                 callbacks=()):
+                 callbacks=(), dataset=None):
         self.config = validate(config)
         self.run = run
         self.progress = progress
@@ -133,7 +136,8 @@ class Trainer:
         # seed fixes the run whatever else touches the global RNG; each rank has its own.
         self.rng = torch.Generator().manual_seed(rank_seed(config.seed, self.rank))
 
-        self.dataset = make_toy(config.data, radius=config.radius, sigma=config.sigma, spacing=config.spacing)
+        self.dataset = dataset if dataset is not None else \
+            make_toy(config.data, radius=config.radius, sigma=config.sigma, spacing=config.spacing)
         dim = self.dataset.dim
         self.generator = build_generator(config, dim).to(self.device)
         self.critic = build_critic(config, dim).to(self.device)

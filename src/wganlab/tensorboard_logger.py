@@ -1,0 +1,140 @@
+"""TensorBoard event files in the run folder, written by a Trainer callback.
+
+``tensorboard --logdir runs`` then shows every run folder as one run:
+
+* scalars: every train line (``train/d_loss``, ``train/w_estimate``, ...) and every
+  evaluation (``eval/w1``, ``eval/modes_captured``, ...), against the generator step;
+* images, at each evaluation: generated samples over the real data (2D data), or a grid
+  of generated images (data with an ``image_shape``), and the critic's value as contours;
+* histograms, at each evaluation: the weights and the weight gradients of every layer of
+  both nets, and the per-sample input-gradient norms ||grad_x f(x)|| of the critic at real
+  and at generated points (the quantity a gradient penalty pushes towards 1).
+
+Images and histograms cost a few hundred milliseconds, so they are drawn at evaluations
+only; scalars cost nothing measurable (they are the numbers the trainer already read).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+GRADIENT_POINTS = 512  # points at which the critic's input-gradient norms are histogrammed
+
+
+def require_tensorboard():
+    """The SummaryWriter class, or a one-line error naming the fix (checked before a run folder is made)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is a dependency, but a trimmed environment may lack it
+        raise ValueError("--logger tensorboard/both needs the tensorboard package; pip install tensorboard, "
+                         "or use --logger jsonl") from None
+    return SummaryWriter
+
+
+def _image_grid(images: np.ndarray, columns: int = 8) -> np.ndarray:
+    """(N, C, H, W) in [-1, 1] -> one (C, rows*H, columns*W) image in [0, 1]."""
+    n, channels, height, width = images.shape
+    rows = -(-n // columns)
+    grid = np.ones((channels, rows * height, columns * width), dtype=np.float32)
+    for index, image in enumerate(images):
+        r, c = divmod(index, columns)
+        grid[:, r * height:(r + 1) * height, c * width:(c + 1) * width] = image
+    return np.clip((grid + 1) / 2, 0, 1)
+
+
+class TensorBoardLogger:
+    """Writes a run's statistics as TensorBoard events into ``log_dir`` (the run folder).
+
+    Args:
+        log_dir: folder for the ``events.out.tfevents.*`` file.
+        images: draw sample and critic images at evaluations.
+        histograms: write weight, gradient and input-gradient-norm histograms at evaluations.
+    """
+
+    def __init__(self, log_dir: str | Path, images: bool = True, histograms: bool = True):
+        self.log_dir = Path(log_dir)
+        self.writer = require_tensorboard()(log_dir=str(self.log_dir), flush_secs=10)
+        self.closed = False
+        self.images = images
+        self.histograms = histograms
+
+    # -- Trainer callback ------------------------------------------------------------------
+    def on_record(self, trainer, record: dict) -> None:
+        kind, step = record["kind"], record["step"]
+        for key, value in record.items():
+            if key in ("kind", "step") or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            self.writer.add_scalar(f"{kind}/{key}", value, step)
+        if kind == "eval":
+            if self.images:
+                self._images(trainer, step)
+            if self.histograms:
+                self._histograms(trainer, step)
+
+    def on_end(self, trainer, summary: dict) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.writer.close()  # flushes
+            self.closed = True
+
+    # -- pictures ------------------------------------------------------------------------------
+    def _images(self, trainer, step: int) -> None:
+        dataset = trainer.dataset
+        image_shape = getattr(dataset, "image_shape", None)
+        if image_shape is not None:
+            samples = trainer.sample(64, seed=trainer.config.seed).numpy().reshape(-1, *image_shape)
+            self.writer.add_image("samples/grid", _image_grid(samples), step)
+        if dataset.dim != 2:
+            return
+        from wganlab.report import _pyplot
+
+        plt = _pyplot()
+        real = trainer.held_real.cpu().numpy()
+        fake = trainer.sample(1000, seed=trainer.config.seed).numpy()
+        xs, ys, values = trainer.critic_surface()
+
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        ax.scatter(real[:, 0], real[:, 1], s=3, c="black", alpha=0.35, linewidths=0, label="real")
+        ax.scatter(fake[:, 0], fake[:, 1], s=3, c="tab:orange", alpha=0.6, linewidths=0, label="generated")
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.legend(loc="upper right", markerscale=3)
+        ax.set_title(f"samples at step {step}")
+        fig.tight_layout()
+        self.writer.add_figure("samples/scatter", fig, step, close=True)
+
+        fig, ax = plt.subplots(figsize=(5, 4.5))
+        contour = ax.contourf(xs, ys, values, levels=30, cmap="RdBu_r")
+        fig.colorbar(contour, ax=ax, label="critic value f(x)")
+        ax.scatter(fake[:, 0], fake[:, 1], s=2, c="black", alpha=0.4, linewidths=0)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_title(f"critic at step {step}")
+        fig.tight_layout()
+        self.writer.add_figure("critic/contours", fig, step, close=True)
+
+    def _histograms(self, trainer, step: int) -> None:
+        for net_name, net in (("generator", trainer.generator), ("critic", trainer.critic)):
+            for name, param in net.named_parameters():
+                self.writer.add_histogram(f"weights/{net_name}/{name}", param.detach().cpu(), step)
+                if param.grad is not None:
+                    self.writer.add_histogram(f"gradients/{net_name}/{name}", param.grad.detach().cpu(), step)
+        real = trainer.held_real[:GRADIENT_POINTS]
+        fake = trainer.sample(len(real), seed=trainer.config.seed).to(real.device)
+        for name, points in (("real", real), ("generated", fake)):
+            norms = critic_input_gradient_norms(trainer.critic, points)
+            self.writer.add_histogram(f"critic_input_grad_norm/{name}", norms, step)
+
+
+def critic_input_gradient_norms(critic: torch.nn.Module, points: torch.Tensor) -> torch.Tensor:
+    """||grad_x f(x)|| at each of ``points`` (N, D) -> (N,), on the CPU.
+
+    Computed with ``torch.autograd.grad`` so no parameter ``.grad`` of the critic changes.
+    """
+    x = points.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        (gradient,) = torch.autograd.grad(critic(x).sum(), x)
+    return torch.linalg.vector_norm(gradient.reshape(len(x), -1), dim=1).detach().cpu()
