@@ -24,6 +24,10 @@ def train_run(config: TrainConfig, out: str | Path, overwrite: bool = False, pro
     trainer = Trainer(config, progress=progress, callbacks=callbacks)
     run = RunFolder.create(out, overwrite=overwrite)
     trainer.run = run
+    if trainer.dataset.kind == "image":
+        from wganlab.image_report import GRIDS, SampleGrids
+
+        trainer.callbacks.append(SampleGrids(run.path / GRIDS))
     run.write_config(config)
     summary = trainer.train()
     run.write_samples(trainer.sample(config.eval_samples, seed=config.seed).numpy())
@@ -36,16 +40,15 @@ def train_run(config: TrainConfig, out: str | Path, overwrite: bool = False, pro
 
 
 def load_generator(run_dir: str | Path):
-    """The saved generator of a run as ``sample(n, seed=0) -> (n, D) numpy array``."""
-    from wganlab.data.toy import make_toy
+    """The saved generator of a run as ``sample(n, seed=0) -> (n, *shape) numpy array``."""
+    from wganlab.data import data_shape
     from wganlab.trainer import build_generator
 
     run = RunFolder(run_dir)
     if not run.path.is_dir():
         raise RunFolderError(f"run folder {run.path} does not exist")
     config = run.read_config()
-    dataset = make_toy(config.data, radius=config.radius, sigma=config.sigma, spacing=config.spacing)
-    generator = build_generator(config, dataset.dim)
+    generator = build_generator(config, data_shape(config))
     try:
         generator.load_state_dict(run.load_generator_weights())
     except RuntimeError as error:

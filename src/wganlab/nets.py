@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from torch import nn
 
 
@@ -119,3 +121,27 @@ def conv_generator(latent_dim: int = 128, channels: int = 1) -> ConvGenerator:
 def conv_critic(channels: int = 1, norm: str = "none") -> ConvCritic:
     """images (B, channels, 28, 28) -> scores (B, 1); ``norm`` is "none" or "layer", never BatchNorm."""
     return ConvCritic(channels, norm)
+
+
+def resolve_net(net: str, shape: tuple[int, ...]) -> str:
+    """``"conv"`` or ``"mlp"`` for data of per-sample ``shape``; ``"auto"`` picks conv for (C, 28, 28)."""
+    conv_ok = len(shape) == 3 and tuple(shape[1:]) == (28, 28)
+    if net == "auto":
+        return "conv" if conv_ok else "mlp"
+    if net == "conv" and not conv_ok:
+        raise ValueError(f"net 'conv' needs (C, 28, 28) images, but the data is {tuple(shape)}; use --set net=mlp")
+    if net not in ("conv", "mlp"):
+        raise ValueError(f"unknown net {net!r}; choose one of: auto, mlp, conv")
+    return net
+
+
+def image_mlp_generator(latent_dim: int, shape: tuple[int, ...], hidden: int, depth: int,
+                        batch_norm: bool = False) -> nn.Sequential:
+    """An MLP generator for images: z (B, latent_dim) -> (B, *shape) in [-1, 1] (tanh)."""
+    return nn.Sequential(mlp_generator(latent_dim, math.prod(shape), hidden, depth, batch_norm), nn.Tanh(),
+                         nn.Unflatten(1, tuple(shape)))
+
+
+def image_mlp_critic(shape: tuple[int, ...], hidden: int, depth: int) -> nn.Sequential:
+    """An MLP critic for images: (B, *shape) -> (B, 1)."""
+    return nn.Sequential(nn.Flatten(), mlp_critic(math.prod(shape), hidden, depth))
