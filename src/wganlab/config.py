@@ -73,6 +73,7 @@ class TrainConfig:
     eval_every: int = 1000  # 0: evaluate only at the end
     eval_samples: int = 2500
     w1_samples: int = 2000
+    held_out: int = 1024  # fixed held-out batch of the critic's Wasserstein estimate at each log line
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,19 +110,19 @@ PRESETS: dict[str, dict[str, Any]] = {
     "wgan-gp-mnist": dict(data="mnist", net="conv", latent_dim=128, batch_size=50, objective="wasserstein",
                           constraint="gradient-penalty", gp_weight=10.0, optimizer="adam", lr_g=1e-4, lr_d=1e-4,
                           beta1=0.5, beta2=0.9, n_critic=5, ema=0.0, lr_decay_fraction=0.0, steps=20000,
-                          eval_every=1000, log_every=100, eval_samples=2000),
+                          eval_every=1000, log_every=100, eval_samples=2000, held_out=256),
     # The DCGAN baseline on the same conv nets: non-saturating loss, Adam 2e-4 (0.5, 0.999),
     # one D step per G step, batch 64; the critic has no BatchNorm here (DCGAN's D has it).
     "ns-gan-mnist": dict(data="mnist", net="conv", latent_dim=128, batch_size=64, objective="non-saturating",
                          constraint="none", optimizer="adam", lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999,
                          n_critic=1, ema=0.0, lr_decay_fraction=0.0, steps=20000, eval_every=1000, log_every=100,
-                         eval_samples=2000),
+                         eval_samples=2000, held_out=256),
     # WGAN-GP on stacked MNIST (1000 modes), the MNIST setup with 3-channel nets.
     "wgan-gp-stacked-mnist": dict(data="stacked-mnist", net="conv", latent_dim=128, batch_size=50,
                                   objective="wasserstein", constraint="gradient-penalty", gp_weight=10.0,
                                   optimizer="adam", lr_g=1e-4, lr_d=1e-4, beta1=0.5, beta2=0.9, n_critic=5,
                                   ema=0.0, lr_decay_fraction=0.0, steps=20000, eval_every=1000, log_every=100,
-                                  eval_samples=10000),
+                                  eval_samples=10000, held_out=256),
 }
 
 _DEFAULTS = TrainConfig()
@@ -233,6 +234,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("eval_every", config.eval_every >= 0, "must be >= 0 (0 evaluates only at the end)"),
         ("eval_samples", config.eval_samples >= 2, "must be >= 2"),
         ("w1_samples", config.w1_samples >= 2, "must be >= 2"),
+        ("held_out", config.held_out >= 1, "must be >= 1"),
         ("radius", config.radius is None or config.radius > 0, "must be > 0"),
         ("sigma", config.sigma is None or config.sigma > 0, "must be > 0"),
         ("spacing", config.spacing is None or config.spacing > 0, "must be > 0"),

@@ -124,8 +124,8 @@ class Trainer:
         self.schedules = [torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(config)) for opt in (self.opt_g, self.opt_d)]
 
         held_out = torch.Generator().manual_seed(config.seed + 1_000_003)
-        self.held_real = self.dataset.sample(HELD_OUT, generator=held_out).to(self.device)
-        self.held_z = torch.randn(HELD_OUT, config.latent_dim, generator=held_out).to(self.device)
+        self.held_real = self.dataset.sample(config.held_out, generator=held_out).to(self.device)
+        self.held_z = torch.randn(config.held_out, config.latent_dim, generator=held_out).to(self.device)
 
         self.step = 0
         self.elapsed = 0.0

@@ -111,6 +111,8 @@ class StackedMnist(ImageDataset):
     def __init__(self, digits: ImageDataset, test_digits: torch.Tensor | None = None, test_labels=None,
                  n_reference: int = 10_000):
         super().__init__("stacked-mnist", digits.images, digits.labels, evaluation="stacked-mnist")
+        if test_digits is None:  # the digits' own held-out split, when they have one
+            test_digits, test_labels = digits.test_images, digits.test_labels
         self._test_digits = test_digits
         self._test_digit_labels = None if test_labels is None else torch.as_tensor(test_labels, dtype=torch.long)
         self.n_reference = n_reference
@@ -146,8 +148,7 @@ def mnist_dataset(data_dir: str | None = None) -> ImageDataset:
 
 
 def stacked_mnist_dataset(data_dir: str | None = None) -> StackedMnist:
-    digits = mnist_dataset(data_dir)
-    return StackedMnist(digits, digits.test_images, digits.test_labels)
+    return StackedMnist(mnist_dataset(data_dir))
 
 
 def digits_dataset() -> ImageDataset:
