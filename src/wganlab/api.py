@@ -62,6 +62,10 @@ def _train_into_folder(config: TrainConfig, out: str | Path, overwrite: bool, pr
             run.write_config(config)
     trainer.run = run
     run.log_metrics = config.logger in ("jsonl", "both")
+    if trainer.dataset.kind == "image" and trainer.rank == 0:
+        from wganlab.image_report import GRIDS, SampleGrids
+
+        trainer.callbacks.append(SampleGrids(run.path / GRIDS))
     board = None
     if config.logger in ("tensorboard", "both") and trainer.rank == 0:
         from wganlab.tensorboard_logger import TensorBoardLogger
@@ -110,16 +114,15 @@ def _stop_on_signals(trainer):
 
 
 def load_generator(run_dir: str | Path):
-    """The saved generator of a run as ``sample(n, seed=0) -> (n, D) numpy array``."""
-    from wganlab.data.toy import make_toy
+    """The saved generator of a run as ``sample(n, seed=0) -> (n, *shape) numpy array``."""
+    from wganlab.data import data_shape
     from wganlab.trainer import build_generator
 
     run = RunFolder(run_dir)
     if not run.path.is_dir():
         raise RunFolderError(f"run folder {run.path} does not exist")
     config = run.read_config()
-    dataset = make_toy(config.data, radius=config.radius, sigma=config.sigma, spacing=config.spacing)
-    generator = build_generator(config, dataset.dim)
+    generator = build_generator(config, data_shape(config))
     try:
         generator.load_state_dict(run.load_generator_weights())
     except RuntimeError as error:

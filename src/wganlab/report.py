@@ -127,19 +127,24 @@ th{background:#f4f4f4;font-weight:600}img{max-width:100%;border:1px solid #eee}
 
 def write_report(run_dir: str | Path) -> Path:
     """Draws the plots and writes ``report.html`` from the files in ``run_dir``."""
-    from wganlab.data.toy import make_toy
+    from wganlab.data.toy import TOY_DATASETS, make_toy
 
     run = RunFolder(run_dir)
     config = run.read_config()
     records = run.read_metrics()
     summary = run.read_summary()
-    dataset = make_toy(config.data, radius=config.radius, sigma=config.sigma, spacing=config.spacing)
-    import torch
-
-    real = dataset.sample(2000, generator=torch.Generator().manual_seed(config.seed)).numpy()
     samples_file = run.path / "samples.npy"
     images = []
-    if samples_file.is_file():
+    if config.data not in TOY_DATASETS:
+        from wganlab.image_report import image_report_images
+
+        title = f"{config.preset} on {config.data}, {summary.get('steps', config.steps)} steps"
+        images += image_report_images(run.path, records, summary, title)
+    elif samples_file.is_file():
+        import torch
+
+        dataset = make_toy(config.data, radius=config.radius, sigma=config.sigma, spacing=config.spacing)
+        real = dataset.sample(2000, generator=torch.Generator().manual_seed(config.seed)).numpy()
         samples = np.load(samples_file)
         surface_file = run.path / CRITIC_SURFACE
         surface = dict(np.load(surface_file)) if surface_file.is_file() else None
@@ -150,7 +155,8 @@ def write_report(run_dir: str | Path) -> Path:
         plot_curves(records, run.path / CURVES_PNG)
         images.append((CURVES_PNG, "training curves"))
 
-    headline_keys = ("modes_captured", "n_modes", "high_quality_fraction", "reverse_kl", "w1", "w_estimate",
+    headline_keys = ("modes_captured", "n_modes", "high_quality_fraction", "reverse_kl", "w1",
+                     "fid", "kid", "feature_space", "classes_covered", "class_kl", "mode_kl", "w_estimate",
                      "steps", "wall_seconds")
     headline = {k: summary[k] for k in headline_keys if k in summary}
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>wganlab run {html.escape(run.path.name)}"

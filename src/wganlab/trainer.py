@@ -22,21 +22,33 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from wganlab.config import TrainConfig, validate
 from wganlab.constraints import make_constraint
-from wganlab.data.toy import make_toy
+from wganlab.data import make_dataset
 from wganlab.metrics import evaluate_toy
-from wganlab.nets import mlp_critic, mlp_generator
+from wganlab.nets import (conv_critic, conv_generator, image_mlp_critic, image_mlp_generator, mlp_critic,
+                          mlp_generator, resolve_net)
 from wganlab.objectives import get_objective
 from wganlab.runfolder import RunFolder
 
 HELD_OUT = 1024  # samples in the fixed held-out batch for the critic's Wasserstein estimate
 
 
-def build_generator(config: TrainConfig, data_dim: int) -> torch.nn.Module:
-    return mlp_generator(config.latent_dim, data_dim, config.hidden, config.depth, config.generator_batch_norm)
+def build_generator(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.nn.Module:
+    """The generator for data of per-sample ``shape`` (an int: flat vectors of that dimension)."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    if len(shape) == 1:
+        return mlp_generator(config.latent_dim, shape[0], config.hidden, config.depth, config.generator_batch_norm)
+    if resolve_net(config.net, shape) == "conv":
+        return conv_generator(config.latent_dim, shape[0])
+    return image_mlp_generator(config.latent_dim, shape, config.hidden, config.depth, config.generator_batch_norm)
 
 
-def build_critic(config: TrainConfig, data_dim: int) -> torch.nn.Module:
-    return mlp_critic(data_dim, config.hidden, config.depth)
+def build_critic(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.nn.Module:
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    if len(shape) == 1:
+        return mlp_critic(shape[0], config.hidden, config.depth)
+    if resolve_net(config.net, shape) == "conv":
+        return conv_critic(shape[0], config.critic_norm)
+    return image_mlp_critic(shape, config.hidden, config.depth)
 
 
 def _optimizer(config: TrainConfig, params, lr: float) -> torch.optim.Optimizer:
@@ -136,11 +148,9 @@ class Trainer:
         # seed fixes the run whatever else touches the global RNG; each rank has its own.
         self.rng = torch.Generator().manual_seed(rank_seed(config.seed, self.rank))
 
-        self.dataset = dataset if dataset is not None else \
-            make_toy(config.data, radius=config.radius, sigma=config.sigma, spacing=config.spacing)
-        dim = self.dataset.dim
-        self.generator = build_generator(config, dim).to(self.device)
-        self.critic = build_critic(config, dim).to(self.device)
+        self.dataset = dataset if dataset is not None else make_dataset(config)
+        self.generator = build_generator(config, self.dataset.shape).to(self.device)
+        self.critic = build_critic(config, self.dataset.shape).to(self.device)
         self.ema = None
         if config.ema > 0:
             self.ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
@@ -163,8 +173,8 @@ class Trainer:
         self.schedules = [torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(config)) for opt in (self.opt_g, self.opt_d)]
 
         held_out = torch.Generator().manual_seed(config.seed + 1_000_003)
-        self.held_real = self.dataset.sample(HELD_OUT, generator=held_out).to(self.device)
-        self.held_z = torch.randn(HELD_OUT, config.latent_dim, generator=held_out).to(self.device)
+        self.held_real = self.dataset.sample(config.held_out, generator=held_out).to(self.device)
+        self.held_z = torch.randn(config.held_out, config.latent_dim, generator=held_out).to(self.device)
 
         self.step = 0
         self.elapsed = 0.0
@@ -204,7 +214,7 @@ class Trainer:
             net.train(was_training)
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
-        """(n, D) samples of the reported generator from a seeded noise draw, on the CPU."""
+        """(n, *shape) samples of the reported generator from a seeded noise draw, on the CPU."""
         z = torch.randn(n, self.config.latent_dim, generator=torch.Generator().manual_seed(seed))
         return self._generate(z.to(self.device)).float().cpu()
 
@@ -251,6 +261,10 @@ class Trainer:
         samples = self.sample(self.config.eval_samples, seed=self.config.seed)
         if not torch.isfinite(samples).all():
             raise NonFiniteError(f"the generator produced NaN/Inf samples at step {self.step}")
+        if self.dataset.kind == "image":
+            from wganlab.image_metrics import evaluate_images
+
+            return evaluate_images(samples, self.dataset, seed=self.config.seed)
         # mode_counts stays in: modes visited over time (mode hopping) is read from it
         return evaluate_toy(samples, self.dataset, n_real=self.config.w1_samples, seed=self.config.seed)
 
@@ -389,8 +403,13 @@ class Trainer:
         if self.last_eval:
             if "modes_captured" in self.last_eval:
                 shown["modes"] = f"{self.last_eval['modes_captured']}/{self.last_eval['n_modes']}"
+            if "high_quality_fraction" in self.last_eval:
                 shown["hq"] = f"{100 * self.last_eval['high_quality_fraction']:.0f}%"
-            shown["W1"] = f"{self.last_eval['w1']:.3f}"
+            if "w1" in self.last_eval:
+                shown["W1"] = f"{self.last_eval['w1']:.3f}"
+            for key, label in (("fid", "FID"), ("classes_covered", "classes")):
+                if key in self.last_eval:
+                    shown[label] = f"{self.last_eval[key]:.3g}"
         return shown
 
     def _log_train(self) -> dict:

@@ -18,6 +18,7 @@ class ArrayDataset:
 
     means = None
     n_modes = 0
+    kind = "toy"  # points: scored by the toy metrics (exact W1)
 
     def __init__(self, points, name: str = "array"):
         if torch.is_tensor(points):
@@ -37,6 +38,10 @@ class ArrayDataset:
     @property
     def dim(self) -> int:
         return int(self.points.shape[1])
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.dim,)
 
     def __len__(self) -> int:
         return int(self.points.shape[0])

@@ -29,10 +29,15 @@ class GaussianMixture:
     name: str
     means: torch.Tensor
     sigma: float
+    kind = "toy"
 
     @property
     def dim(self) -> int:
         return int(self.means.shape[1])
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.dim,)
 
     @property
     def n_modes(self) -> int:
@@ -59,6 +64,8 @@ class SwissRoll:
     means = None
     n_modes = 0
     dim = 2
+    shape = (2,)
+    kind = "toy"
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         t = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=generator))
