@@ -263,12 +263,12 @@ def _train(args) -> int:
 
 
 def _start_live_view(config, port: int):
-    from wganlab.data.toy import make_toy
+    from wganlab.data import data_shape
     from wganlab.live import LiveView
 
-    dim = make_toy(config.data, radius=config.radius, sigma=config.sigma, spacing=config.spacing).dim
-    if dim != 2:
-        raise UsageError(f"--live draws 2-D data, but {config.data} is {dim}-dimensional; drop --live")
+    shape = data_shape(config)
+    if shape != (2,):
+        raise UsageError(f"--live draws 2-D points, but {config.data} holds samples of shape {shape}; drop --live")
     if not 0 <= port <= 65535:
         raise UsageError(f"--port must be in 0..65535, got {port}")
     try:
