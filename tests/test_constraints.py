@@ -101,7 +101,7 @@ def test_bad_constraint_values_are_refused():
         clip_weights(nn.Linear(2, 1), 0.0)
     with pytest.raises(ValueError, match="same shape"):
         gradient_penalty(_linear_critic([1.0, 0.0]), torch.zeros(2, 2), torch.zeros(3, 2))
-    with pytest.raises(ValueError, match="choose one of: none, gradient-penalty, clip"):
+    with pytest.raises(ValueError, match="choose one of: none, gradient-penalty, clip, lipschitz-penalty"):
         make_constraint("spectral-typo")
 
 

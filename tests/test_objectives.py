@@ -66,7 +66,7 @@ def test_scores_of_shape_b_by_1_give_the_same_losses():
 def test_bad_shapes_and_names_are_refused():
     with pytest.raises(ValueError, match=r"\(B,\) or \(B, 1\)"):
         wasserstein(torch.zeros(4, 2), torch.zeros(4))
-    with pytest.raises(ValueError, match="choose one of: minimax, non-saturating, wasserstein"):
+    with pytest.raises(ValueError, match="choose one of: minimax, non-saturating, wasserstein, lsgan, hinge, began"):
         get_objective("lsgan-typo")
 
 

@@ -17,11 +17,13 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from wganlab.constraints import CONSTRAINTS
+from wganlab.constraints import CONSTRAINTS, INPUT_GRADIENT_PENALTIES
 from wganlab.data.toy import TOY_DATASETS
 from wganlab.objectives import OBJECTIVES
+from wganlab.update_rules import UPDATE_RULES
 
 OPTIMIZERS = ("adam", "rmsprop")
+CRITIC_NORMS = ("none", "layer", "batch")
 
 
 @dataclass
@@ -38,6 +40,8 @@ class TrainConfig:
     constraint: str = "gradient-penalty"
     gp_weight: float = 0.1
     clip: float = 0.01
+    began_gamma: float = 0.5  # BEGAN: the ratio E L(G(z)) / E L(x) that k_t holds
+    began_lambda_k: float = 0.001  # BEGAN: gain of the k_t update
     # optimisation
     optimizer: str = "adam"
     lr_g: float = 8e-4
@@ -50,11 +54,14 @@ class TrainConfig:
     max_seconds: float = 0.0  # wall-clock budget for the loop; 0 means none (steps alone decide)
     lr_decay_fraction: float = 0.5  # linear decay of both learning rates to 0 over this final fraction
     ema: float = 0.99  # generator weight EMA decay; 0 turns it off
+    update_rule: str = "alternating"  # alternating | optimistic | extragradient
+    unroll_steps: int = 0  # > 0: the generator sees the critic this many differentiable steps ahead
     # networks
     latent_dim: int = 2
     hidden: int = 128
     depth: int = 3
     generator_batch_norm: bool = False
+    critic_norm: str = "none"  # none | layer | batch, after each hidden Linear of the MLP critic
     # data
     data: str = "ring8"
     radius: float | None = None
@@ -99,6 +106,46 @@ PRESETS: dict[str, dict[str, Any]] = {
     # n_critic 3, 128-unit layers, a generator EMA and a linear learning-rate decay over
     # the second half.
     "wgan-gp-2d": {},
+    # Mao et al. 2017: least squares with a=0, b=1, c=1, Adam 2e-4 beta1 0.5.
+    "lsgan": dict(_PAPER_COMMON, objective="lsgan", constraint="none", optimizer="adam",
+                  lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, n_critic=1),
+    # Miyato et al. 2018: hinge loss with spectral normalisation, their setting Adam 2e-4 (0, 0.9),
+    # n_dis 5.
+    "hinge": dict(_PAPER_COMMON, objective="hinge", constraint="spectral-norm", optimizer="adam",
+                  lr_g=2e-4, lr_d=2e-4, beta1=0.0, beta2=0.9, n_critic=5),
+    # Miyato et al. 2018 with the non-saturating loss, their setting A: Adam 1e-4 (0.5, 0.9), n_dis 5.
+    "sngan": dict(_PAPER_COMMON, objective="non-saturating", constraint="spectral-norm", optimizer="adam",
+                  lr_g=1e-4, lr_d=1e-4, beta1=0.5, beta2=0.9, n_critic=5),
+    # Berthelot et al. 2017: gamma 0.5, lambda_k 0.001, k_0 = 0, Adam 1e-4, one D step per G step.
+    "began": dict(_PAPER_COMMON, objective="began", constraint="none", optimizer="adam", lr_g=1e-4, lr_d=1e-4,
+                  beta1=0.5, beta2=0.999, n_critic=1, began_gamma=0.5, began_lambda_k=0.001),
+    # Metz et al. 2017, the 2D mixture experiment: 5 unrolled steps, Adam 1e-4 beta1 0.5, batch 512,
+    # 256-D noise, the minimax loss; 2x128 MLPs for both nets (the paper's critic has one layer).
+    "unrolled": dict(_PAPER_COMMON, objective="minimax", constraint="none", optimizer="adam", lr_g=1e-4,
+                     lr_d=1e-4, beta1=0.5, beta2=0.999, n_critic=1, unroll_steps=5, hidden=128, depth=2,
+                     latent_dim=256, batch_size=512),
+    # Petzka et al. 2018: the one-sided penalty in place of WGAN-GP's, all else as WGAN-GP.
+    "wgan-lp": dict(_PAPER_COMMON, objective="wasserstein", constraint="lipschitz-penalty", gp_weight=10.0,
+                    optimizer="adam", lr_g=1e-4, lr_d=1e-4, beta1=0.5, beta2=0.9, n_critic=5),
+    # Mescheder et al. 2018: non-saturating loss, R1 with gamma 10, Adam 1e-4 (0, 0.99), 1 D step.
+    "r1": dict(_PAPER_COMMON, objective="non-saturating", constraint="r1", gp_weight=10.0, optimizer="adam",
+               lr_g=1e-4, lr_d=1e-4, beta1=0.0, beta2=0.99, n_critic=1),
+    "r2": dict(_PAPER_COMMON, objective="non-saturating", constraint="r2", gp_weight=10.0, optimizer="adam",
+               lr_g=1e-4, lr_d=1e-4, beta1=0.0, beta2=0.99, n_critic=1),
+    # Kodali et al. 2017: non-saturating loss, lambda 10, C 0.5, Adam 1e-4 (0.5, 0.9), 1 D step.
+    "dragan": dict(_PAPER_COMMON, objective="non-saturating", constraint="dragan", gp_weight=10.0,
+                   optimizer="adam", lr_g=1e-4, lr_d=1e-4, beta1=0.5, beta2=0.9, n_critic=1),
+    # Heusel et al. 2017: TTUR for WGAN-GP, critic 3e-4, generator 1e-4, one critic step.
+    "ttur": dict(_PAPER_COMMON, objective="wasserstein", constraint="gradient-penalty", gp_weight=10.0,
+                 optimizer="adam", lr_g=1e-4, lr_d=3e-4, beta1=0.5, beta2=0.9, n_critic=1),
+    # Daskalakis et al. 2018: Optimistic Adam on WGAN-GP, 2e-4 (0.5, 0.9), one critic step.
+    "optimistic": dict(_PAPER_COMMON, objective="wasserstein", constraint="gradient-penalty", gp_weight=10.0,
+                       optimizer="adam", lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.9, n_critic=1,
+                       update_rule="optimistic"),
+    # Gidel et al. 2019: extra-Adam on WGAN-GP, 2e-4 (0.5, 0.9), one critic step.
+    "extragradient": dict(_PAPER_COMMON, objective="wasserstein", constraint="gradient-penalty", gp_weight=10.0,
+                          optimizer="adam", lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.9, n_critic=1,
+                          update_rule="extragradient"),
 }
 
 _DEFAULTS = TrainConfig()
@@ -108,6 +155,18 @@ PRESET_DESCRIPTIONS = {
     "wgan": "WGAN, weight clipping c=0.01, RMSprop 5e-5, n_critic 5, 3x512 MLPs",
     "wgan-gp": "WGAN-GP, lambda 10, Adam 1e-4 (0.5, 0.9), n_critic 5, 3x512 MLPs",
     "wgan-gp-2d": "the default: WGAN-GP tuned for 2D data (lambda 0.1, Adam 8e-4, n_critic 3, 3x128, EMA, lr decay)",
+    "lsgan": "least squares GAN (a=0, b=1, c=1), Adam 2e-4 (0.5, 0.999), n_critic 1, 3x512 MLPs",
+    "hinge": "hinge loss + spectral norm, Adam 2e-4 (0, 0.9), n_critic 5, 3x512 MLPs",
+    "sngan": "non-saturating GAN + spectral norm, Adam 1e-4 (0.5, 0.9), n_critic 5, 3x512 MLPs",
+    "began": "BEGAN, autoencoder critic, gamma 0.5, lambda_k 0.001, Adam 1e-4, n_critic 1, 3x512 MLPs",
+    "unrolled": "unrolled GAN, 5 unrolled critic steps, minimax, Adam 1e-4 (0.5), batch 512, z 256, 2x128 MLPs",
+    "wgan-lp": "WGAN-LP, one-sided penalty lambda 10, Adam 1e-4 (0.5, 0.9), n_critic 5, 3x512 MLPs",
+    "r1": "non-saturating GAN + R1 gamma 10, Adam 1e-4 (0, 0.99), n_critic 1, 3x512 MLPs",
+    "r2": "non-saturating GAN + R2 gamma 10, Adam 1e-4 (0, 0.99), n_critic 1, 3x512 MLPs",
+    "dragan": "DRAGAN, non-saturating, lambda 10, Adam 1e-4 (0.5, 0.9), n_critic 1, 3x512 MLPs",
+    "ttur": "WGAN-GP with TTUR: critic lr 3e-4, generator lr 1e-4, n_critic 1, 3x512 MLPs",
+    "optimistic": "WGAN-GP with Optimistic Adam 2e-4 (0.5, 0.9), n_critic 1, 3x512 MLPs",
+    "extragradient": "WGAN-GP with extragradient Adam 2e-4 (0.5, 0.9), n_critic 1, 3x512 MLPs",
 }
 
 
@@ -173,6 +232,9 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check_choice("constraint", config.constraint, CONSTRAINTS)
     _check_choice("optimizer", config.optimizer, OPTIMIZERS)
     _check_choice("data", config.data, TOY_DATASETS)
+    _check_choice("update_rule", config.update_rule, UPDATE_RULES)
+    _check_choice("critic_norm", config.critic_norm, CRITIC_NORMS)
+    _refuse_batch_norm_with_penalty(config)
     for key, value in asdict(config).items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key} must be finite, got {value}")
@@ -200,13 +262,35 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("radius", config.radius is None or config.radius > 0, "must be > 0"),
         ("sigma", config.sigma is None or config.sigma > 0, "must be > 0"),
         ("spacing", config.spacing is None or config.spacing > 0, "must be > 0"),
+        ("began_gamma", 0 < config.began_gamma <= 1, "must be in (0, 1]"),
+        ("began_lambda_k", config.began_lambda_k >= 0, "must be >= 0"),
+        ("unroll_steps", config.unroll_steps >= 0, "must be >= 0 (0: no unrolling)"),
     ]
     for key, ok, rule in rules:
         if not ok:
             raise ConfigError(f"{key} {rule}, got {getattr(config, key)}")
+    if config.unroll_steps and config.update_rule != "alternating":
+        raise ConfigError(f"unroll_steps > 0 runs its own update rule; set update_rule = \"alternating\", "
+                          f"got {config.update_rule!r}")
+    if config.update_rule == "extragradient" and config.n_critic != 1:
+        raise ConfigError(f"update_rule extragradient takes one critic step per generator step; set n_critic = 1, "
+                          f"got {config.n_critic}")
     if not (config.device == "cpu" or config.device.startswith("cuda") or config.device == "mps"):
         raise ConfigError(f"device must be cpu, cuda, cuda:N or mps, got {config.device!r}")
     return config
+
+
+def _refuse_batch_norm_with_penalty(config: TrainConfig) -> None:
+    """A gradient penalty is per sample; BatchNorm makes each critic output depend on the
+    whole batch, so the penalised gradient is not the critic's. Covers every critic norm key
+    (``critic_norm`` of the MLP critic, and any other ``*_norm`` critic setting)."""
+    if config.constraint not in INPUT_GRADIENT_PENALTIES:
+        return
+    for key, value in asdict(config).items():
+        if key.startswith("critic") and key.endswith("norm") and value == "batch":
+            raise ConfigError(f"{key} = \"batch\" cannot be combined with the {config.constraint} penalty: "
+                              f"BatchNorm mixes the samples of a batch, so per-sample input gradients are wrong; "
+                              f"use {key} = \"layer\" (LayerNorm) or \"none\"")
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

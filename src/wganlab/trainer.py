@@ -22,9 +22,10 @@ from wganlab.config import TrainConfig, validate
 from wganlab.constraints import make_constraint
 from wganlab.data.toy import make_toy
 from wganlab.metrics import evaluate_toy
-from wganlab.nets import mlp_critic, mlp_generator
+from wganlab.nets import AutoencoderCritic, mlp_critic, mlp_generator
 from wganlab.objectives import get_objective
 from wganlab.runfolder import RunFolder
+from wganlab.update_rules import make_update_rule
 
 HELD_OUT = 1024  # samples in the fixed held-out batch for the critic's Wasserstein estimate
 
@@ -34,7 +35,21 @@ def build_generator(config: TrainConfig, data_dim: int) -> torch.nn.Module:
 
 
 def build_critic(config: TrainConfig, data_dim: int) -> torch.nn.Module:
-    return mlp_critic(data_dim, config.hidden, config.depth)
+    """The critic the objective needs (BEGAN's is an autoencoder), prepared by the constraint
+    (spectral normalisation re-parametrises it)."""
+    if _objective(config).critic_kind == "autoencoder":
+        critic = AutoencoderCritic(data_dim, config.hidden, config.depth, norm=config.critic_norm)
+    else:
+        critic = mlp_critic(data_dim, config.hidden, config.depth, norm=config.critic_norm)
+    return _constraint(config).prepare(critic)
+
+
+def _objective(config: TrainConfig):
+    return get_objective(config.objective, began_gamma=config.began_gamma, began_lambda_k=config.began_lambda_k)
+
+
+def _constraint(config: TrainConfig):
+    return make_constraint(config.constraint, gp_weight=config.gp_weight, clip=config.clip)
 
 
 def _optimizer(config: TrainConfig, params, lr: float) -> torch.optim.Optimizer:
@@ -106,11 +121,13 @@ class Trainer:
         if config.ema > 0:
             self.ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
 
-        self.objective = get_objective(config.objective)
-        self.constraint = make_constraint(config.constraint, gp_weight=config.gp_weight, clip=config.clip)
+        self.objective = _objective(config)
+        self.constraint = _constraint(config)
         self.opt_g = _optimizer(config, self.generator.parameters(), config.lr_g)
         self.opt_d = _optimizer(config, self.critic.parameters(), config.lr_d)
         self.schedules = [torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(config)) for opt in (self.opt_g, self.opt_d)]
+        self.update_rule = make_update_rule(config)
+        self.update_rule.attach(self)
 
         held_out = torch.Generator().manual_seed(config.seed + 1_000_003)
         self.held_real = self.dataset.sample(HELD_OUT, generator=held_out).to(self.device)
@@ -166,19 +183,31 @@ class Trainer:
         self.opt_d.step()
         projection_stats = self.constraint.project(self.critic)
         return {"d_loss": losses.total.detach(), "d_real": losses.real.detach(), "d_fake": losses.fake.detach(),
-                **penalty_stats, **projection_stats}
+                **self._accuracy(scores.detach(), batch), **penalty_stats, **projection_stats,
+                **self.objective.after_critic_step()}
 
-    def generator_step(self) -> dict:
+    def _accuracy(self, scores: torch.Tensor, batch: int) -> dict:
+        """D's accuracy on this step's batch at the objective's decision point (device tensor)."""
+        threshold = self.objective.decision_threshold
+        if threshold is None:
+            return {}
+        scores = scores.reshape(-1)
+        right = (scores[:batch] > threshold).float().sum() + (scores[batch:] <= threshold).float().sum()
+        return {"d_accuracy": right / scores.numel()}
+
+    def generator_step(self, score=None, update_ema: bool = True) -> dict:
+        """One generator update; ``score`` (fake -> scores) replaces the critic, as the unrolled
+        rule does, and ``update_ema`` False leaves the EMA alone (an extragradient look-ahead)."""
         self.critic.requires_grad_(False)  # no critic parameter gradients in the generator phase
         try:
             fake = self.generator(self._noise(self.config.batch_size))
-            loss = self.objective.generator(self.critic(fake))
+            loss = self.objective.generator((score or self.critic)(fake))
             self.opt_g.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_g.step()
         finally:
             self.critic.requires_grad_(True)
-        if self.ema is not None:
+        if self.ema is not None and update_ema:
             self.ema.update_parameters(self.generator)
         return {"g_loss": loss.detach()}
 
@@ -228,9 +257,7 @@ class Trainer:
         started = time.perf_counter() - self.elapsed
         try:
             while self.step < config.steps:
-                for _ in range(config.n_critic):
-                    accumulate(self.critic_step())
-                accumulate(self.generator_step())
+                self.update_rule.iteration(self, accumulate)
                 for schedule in self.schedules:
                     schedule.step()
                 self.step += 1
@@ -279,6 +306,7 @@ class Trainer:
         means = {name: sums[name].float().reshape(()) / counts[name] for name in sums}
         means["grad_norm_g"] = _grad_norm(self.generator).to(self.device)
         means["grad_norm_d"] = _grad_norm(self.critic).to(self.device)
+        means.update(self._diagnostics())
         values = torch.stack(list(means.values())).cpu()
         record = {"kind": "train", "step": self.step, "time": round(self.elapsed, 3)}
         record.update(zip(means, values.tolist()))
@@ -291,6 +319,29 @@ class Trainer:
         self._emit(record)
         self.last_train = record
         return record
+
+    def _diagnostics(self, n: int = 256) -> dict:
+        """Device tensors the doctor reads, measured on fixed held-out points once per log line:
+        parameter norms, the generated samples' spread relative to the data's (mean pairwise
+        distance ratio; ~1 healthy, -> 0 under collapse) and the critic's input-gradient norms at
+        real-fake interpolates (the share above 1.5 shows a Lipschitz violation)."""
+        from wganlab.constraints import critic_input_gradient_norms
+
+        real = self.held_real[:n]
+        fake = self._generate(self.held_z[:n])
+        stats = {
+            "param_norm_g": torch.linalg.vector_norm(torch.cat([p.detach().flatten() for p in self.generator.parameters()])),
+            "param_norm_d": torch.linalg.vector_norm(torch.cat([p.detach().flatten() for p in self.critic.parameters()])),
+            "sample_spread": torch.pdist(fake.flatten(1)).mean() / torch.pdist(real.flatten(1)).mean().clamp_min(1e-12),
+        }
+        # Fixed interpolation weights: the measurement must not draw from the training stream.
+        eps = torch.rand(n, *([1] * (real.dim() - 1)), generator=torch.Generator().manual_seed(self.config.seed))
+        points = (eps.to(self.device) * real + (1 - eps.to(self.device)) * fake).requires_grad_(True)
+        with torch.enable_grad():
+            norms = critic_input_gradient_norms(self.critic, points, create_graph=False)
+        stats["input_grad_norm"] = norms.mean()
+        stats["lipschitz_over_1_5"] = (norms > 1.5).float().mean()
+        return stats
 
     def _log_eval(self) -> dict:
         result = self.evaluate()
@@ -328,6 +379,8 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "schedules": [s.state_dict() for s in self.schedules],
+            "objective": self.objective.equilibrium.state_dict() if self.objective.equilibrium else None,
+            "update_rule": self.update_rule.state_dict(),
             "rng": self.rng.get_state(),
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": np.random.get_state(),
