@@ -150,6 +150,12 @@ class Extragradient(Alternating):
             record(trainer.generator_step())
 
 
+def _sqrt(v: torch.Tensor) -> torch.Tensor:
+    # sqrt has an infinite slope at 0, which a dead unit's zero gradient would turn into NaN
+    # (0 * inf); the offset changes the step by less than Adam's own eps.
+    return (v + 1e-20).sqrt()
+
+
 def _differentiable_step(optimizer: torch.optim.Optimizer, names: list[str], params: dict, grads,
                          moments: dict, step: int) -> dict:
     """One step of ``optimizer``'s rule as a function of ``params`` (graph kept), starting from
@@ -166,12 +172,12 @@ def _differentiable_step(optimizer: torch.optim.Optimizer, names: list[str], par
             moments[name] = (m, v)
             m_hat = m / (1 - beta1 ** step)
             v_hat = v / (1 - beta2 ** step)
-            new[name] = params[name] - lr * m_hat / (v_hat.sqrt() + group["eps"])
+            new[name] = params[name] - lr * m_hat / (_sqrt(v_hat) + group["eps"])
         else:  # RMSprop
             (v,) = moments[name]
             v = group["alpha"] * v + (1 - group["alpha"]) * grad * grad
             moments[name] = (v,)
-            new[name] = params[name] - lr * grad / (v.sqrt() + group["eps"])
+            new[name] = params[name] - lr * grad / (_sqrt(v) + group["eps"])
     return new
 
 
