@@ -1,4 +1,4 @@
-"""Command line: ``wganlab train | sample | eval | presets``.
+"""Command line: ``wganlab train | sample | eval | presets | doctor``.
 
 Every error a user can cause ends in one line on stderr naming the problem and the fix,
 and exit status 2; nothing is written before the config and the inputs are checked.
@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     train.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--strict", action="store_true",
+                       help="stop the run (after a final evaluation) on the doctor's first fatal finding")
+    train.add_argument("--no-doctor", action="store_true", help="train without the doctor's detectors")
 
     sample = sub.add_parser("sample", help="draw samples from a trained run's generator")
     sample.add_argument("--run", required=True, help="run folder")
@@ -98,7 +101,34 @@ def build_parser() -> argparse.ArgumentParser:
         evaluate.add_argument("--" + key, type=float, default=None)
 
     sub.add_parser("presets", help="list the presets")
+    _add_doctor_parser(sub)
     return parser
+
+
+def _add_doctor_parser(sub) -> None:
+    doctor = sub.add_parser("doctor", help="diagnose a run folder's metrics: why is (or was) it failing?")
+    doctor.add_argument("run", metavar="RUN_DIR", help="run folder written by wganlab train")
+    doctor.add_argument("--json", action="store_true", help="print the findings as JSON lines")
+
+
+def _doctor(args) -> int:
+    from wganlab.doctor import context_of, diagnose
+    from wganlab.runfolder import RunFolder, RunFolderError
+
+    run = RunFolder(args.run)
+    if not run.path.is_dir():
+        raise RunFolderError(f"run folder {run.path} does not exist")
+    config = run.read_config()
+    records = run.read_metrics()
+    if not records:
+        raise RunFolderError(f"{run.path} has no metrics.jsonl lines to diagnose; train first")
+    findings = diagnose(records, context_of(config))
+    for finding in findings:
+        print(json.dumps(finding.to_record()) if args.json else finding.text())
+    if not findings and not args.json:
+        steps = max(r.get("step", 0) for r in records)
+        print(f"no findings: none of the doctor's detectors held over {steps} steps of {run.path}")
+    return 0
 
 
 def _train(args) -> int:
@@ -112,11 +142,19 @@ def _train(args) -> int:
         print(config.to_json())
         return 0
     out = Path(args.out) if args.out else next_run_dir("runs", f"{config.preset}-{config.data}")
-    summary = train_run(config, out, overwrite=args.overwrite, progress=not args.no_progress)
+    callbacks = []
+    if not args.no_doctor:
+        from wganlab.doctor import Doctor
+
+        callbacks.append(Doctor(strict=args.strict))
+    summary = train_run(config, out, overwrite=args.overwrite, progress=not args.no_progress, callbacks=callbacks)
     shown = {k: summary[k] for k in ("modes_captured", "n_modes", "high_quality_fraction", "reverse_kl", "w1",
                                      "w_estimate", "wall_seconds") if k in summary}
     print(json.dumps(shown))
     print(f"run folder: {out}   report: {out / 'report.html'}")
+    if summary.get("stopped"):
+        print(f"wganlab: run stopped early: {summary['stopped']}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -161,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     from wganlab.runfolder import RunFolderError
     from wganlab.trainer import NonFiniteError
 
-    commands = {"train": _train, "sample": _sample, "eval": _eval, "presets": _presets}
+    commands = {"train": _train, "sample": _sample, "eval": _eval, "presets": _presets, "doctor": _doctor}
     try:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)

@@ -138,6 +138,7 @@ class Trainer:
         self.history: list[dict] = []
         self.last_eval: dict | None = None
         self.last_train: dict | None = None
+        self.stop_reason: str | None = None  # set by a callback (the doctor's --strict) to end the run early
 
     # -- sampling --------------------------------------------------------------------------
     @property
@@ -264,6 +265,7 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                 out_of_time = bool(config.max_seconds) and time.perf_counter() - started >= config.max_seconds
+                out_of_time = out_of_time or self.stop_reason is not None  # a callback asked to stop
                 at_end = self.step == config.steps or out_of_time
                 if self.step % config.log_every == 0 or at_end:
                     self.elapsed = time.perf_counter() - started
@@ -312,11 +314,11 @@ class Trainer:
         record.update(zip(means, values.tolist()))
         record["w_estimate"] = self.wasserstein_estimate()
         record["lr_g"] = self.opt_g.param_groups[0]["lr"]
+        self._emit(record)  # before the check: the non-finite line is evidence for the doctor
         for name in ("d_loss", "g_loss", "w_estimate"):
             if not math.isfinite(record[name]):
                 raise NonFiniteError(f"{name} became {record[name]} at step {self.step}; lower the learning rates "
                                      f"(--lr-g/--lr-d) or use a Lipschitz constraint")
-        self._emit(record)
         self.last_train = record
         return record
 
@@ -365,6 +367,8 @@ class Trainer:
             final["w_estimate"] = self.last_train["w_estimate"]
         final.update(steps=self.step, wall_seconds=round(self.elapsed, 2), preset=self.config.preset,
                      data=self.config.data, seed=self.config.seed)
+        if self.stop_reason is not None:
+            final["stopped"] = self.stop_reason
         return final
 
     # -- state --------------------------------------------------------------------------------------
