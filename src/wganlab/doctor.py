@@ -240,16 +240,21 @@ def lipschitz_violation(records: list[dict], context: dict) -> Finding | None:
 
 
 def critic_not_optimal(records: list[dict], context: dict) -> Finding | None:
-    """The doctor's probes: extra critic steps raise the Wasserstein estimate by >= 50%."""
+    """The doctor's probes: extra critic steps raise the Wasserstein estimate by >= 50% of
+    itself and by >= 10% of the run's early scale (near convergence the estimate is ~0, and a
+    large relative rise of a tiny number means nothing)."""
     probes = [r for r in records if r.get("kind") == "probe"]
-    row = _sustained(probes, lambda r: r["critic_gain"] >= 0.5)
+    scale = _early(_train(records), "w_estimate", how=lambda v: max(abs(x) for x in v))
+    if not scale:
+        return None
+    row = _sustained(probes, lambda r: r["critic_gain"] >= 0.5 and r["w_after"] - r["w_before"] >= 0.1 * scale)
     if row is None:
         return None
     return Finding("critic_not_optimal", row["step"], WARNING, "the critic is far from optimal",
                    f"{PROBE_STEPS} extra critic steps raise the critic's Wasserstein estimate by "
                    f"{100 * row['critic_gain']:.0f}%: the generator is trained against a poor critic",
                    "raise n_critic or lr_d (TTUR: lr_d > lr_g, preset \"ttur\")",
-                   {"critic_gain": row["critic_gain"], "w_estimate": row["w_before"]})
+                   {"critic_gain": row["critic_gain"], "w_estimate": row["w_before"], "early scale": scale})
 
 
 DETECTORS: dict[str, Callable[[list[dict], dict], Finding | None]] = {
