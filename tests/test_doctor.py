@@ -4,7 +4,6 @@ import math
 
 import pytest
 
-from wganlab.api import train_run
 from wganlab.cli import main
 from wganlab.config import ConfigError, resolve
 from wganlab.doctor import DETECTORS, Doctor, diagnose, exploding_gradients, mode_collapse, non_finite
@@ -135,13 +134,18 @@ def test_healthy_default_runs_on_ring8_raise_no_finding(seed):
 
 # -- the run folder, the report and `wganlab doctor` ---------------------------------------------------------
 
-def test_findings_reach_metrics_report_and_the_doctor_command(tmp_path, capsys):
-    preset, overrides = MINIMAX_STRONG_D
+def test_strict_train_stops_and_findings_reach_metrics_report_and_the_doctor_command(tmp_path, capsys):
     out = tmp_path / "run"
-    train_run(resolve(preset, overrides), out, callbacks=[Doctor(stream=io.StringIO())])
+    flags = ["--preset", "gan", "--hidden", "32", "--depth", "3", "--n-critic", "10", "--lr-d", "2e-3", "--lr-g",
+             "2e-5", "--batch-size", "64", "--steps", "60", "--log-every", "5", "--eval-every", "0",
+             "--eval-samples", "1000", "--w1-samples", "500", "--no-progress", "--strict", "--out", str(out)]
+    assert main(["train"] + flags) == 1  # stopped by a fatal finding
+    err = capsys.readouterr().err
+    assert err.count("the generator's gradient has vanished") == 1 and "run stopped early" in err
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     written = [r["detector"] for r in records if r["kind"] == "finding"]
     assert "vanishing_gradient" in written and len(written) == len(set(written))
+    assert max(r["step"] for r in records if r["kind"] == "train") < 60
     html = (out / "report.html").read_text()
     assert "Doctor: findings" in html and "the generator&#x27;s gradient has vanished" in html
     assert json.loads((out / "summary.json").read_text())["findings"] == written
