@@ -56,7 +56,7 @@ def test_train_writes_the_whole_run_folder_then_sample_and_eval_read_it(tmp_path
     (["--data", "moons"], "choose one of: ring8, grid25, swissroll"),
     (["--set", "nonsense=1"], "unknown config key"),
     (["--steps", "ten"], "invalid int value"),
-    (["--objective", "hinge"], "choose one of: minimax, non-saturating, wasserstein"),
+    (["--objective", "hingee"], "choose one of: minimax, non-saturating, wasserstein, lsgan, hinge, began"),
 ])
 def test_bad_flags_give_one_line_and_write_nothing(tmp_path, capsys, flags, message):
     out = tmp_path / "run"

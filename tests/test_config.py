@@ -38,8 +38,8 @@ def test_train_table_is_accepted(tmp_path):
     ({"n_critic": 0}, "n_critic must be >= 1"),
     ({"steps": 0}, "steps must be >= 1"),
     ({"lr_g": float("nan")}, "lr_g must be finite"),
-    ({"objective": "lsgan"}, "choose one of: minimax, non-saturating, wasserstein"),
-    ({"constraint": "sn"}, "choose one of: none, gradient-penalty, clip"),
+    ({"objective": "lsgann"}, "choose one of: minimax, non-saturating, wasserstein, lsgan, hinge, began"),
+    ({"constraint": "sn"}, "choose one of: none, gradient-penalty, clip, lipschitz-penalty, r1, r2, dragan, spectral-norm"),
     ({"data": "mnist2"}, "choose one of: ring8, grid25, swissroll"),
     ({"stepz": 5}, "unknown config key"),
     ({"steps": "many"}, "steps must be an integer"),
@@ -98,3 +98,47 @@ def test_toml_errors_name_the_key_and_the_valid_choices(tmp_path, table, message
     with pytest.raises(ConfigError) as error:
         resolve(None, None, path)
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize("constraint", ["gradient-penalty", "lipschitz-penalty", "r1", "r2", "dragan"])
+def test_a_penalty_with_a_batch_norm_critic_is_refused_naming_layer_norm(constraint):
+    with pytest.raises(ConfigError, match=r'critic_norm = "batch" cannot be combined .* use critic_norm = "layer" '
+                                          r'\(LayerNorm\)'):
+        resolve(None, {"constraint": constraint, "critic_norm": "batch"})
+
+
+def test_batch_norm_critic_without_a_penalty_and_layer_norm_with_one_are_accepted():
+    assert resolve("wgan", {"critic_norm": "batch"}).critic_norm == "batch"
+    assert resolve("hinge", {"critic_norm": "batch"}).constraint == "spectral-norm"
+    assert resolve(None, {"critic_norm": "layer"}).constraint == "gradient-penalty"
+
+
+def test_new_presets_carry_the_published_settings():
+    unrolled = resolve("unrolled")
+    assert (unrolled.unroll_steps, unrolled.objective, unrolled.lr_d, unrolled.beta1, unrolled.batch_size,
+            unrolled.latent_dim, unrolled.hidden, unrolled.depth) == (5, "minimax", 1e-4, 0.5, 512, 256, 128, 2)
+    began = resolve("began")
+    assert (began.objective, began.began_gamma, began.began_lambda_k, began.lr_g) == ("began", 0.5, 0.001, 1e-4)
+    ttur = resolve("ttur")
+    assert (ttur.lr_d, ttur.lr_g, ttur.n_critic) == (3e-4, 1e-4, 1)
+    hinge = resolve("hinge")
+    assert (hinge.objective, hinge.constraint, hinge.beta1, hinge.beta2, hinge.n_critic) == \
+        ("hinge", "spectral-norm", 0.0, 0.9, 5)
+    assert resolve("r1").constraint == "r1" and resolve("r1").gp_weight == 10.0
+    assert resolve("optimistic").update_rule == "optimistic"
+    assert resolve("extragradient").update_rule == "extragradient"
+    assert resolve("wgan-lp").constraint == "lipschitz-penalty"
+    assert resolve("dragan").constraint == "dragan"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"update_rule": "adamw"}, "choose one of: alternating, optimistic, extragradient"),
+    ({"critic_norm": "group"}, "choose one of: none, layer, batch"),
+    ({"update_rule": "extragradient", "n_critic": 3}, "set n_critic = 1"),
+    ({"unroll_steps": 2, "update_rule": "optimistic"}, 'set update_rule = "alternating"'),
+    ({"unroll_steps": -1}, "unroll_steps must be >= 0"),
+    ({"began_gamma": 0.0}, "began_gamma must be in"),
+])
+def test_bad_update_rule_and_norm_settings_are_refused(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve(None, overrides)

@@ -101,7 +101,7 @@ def test_bad_constraint_values_are_refused():
         clip_weights(nn.Linear(2, 1), 0.0)
     with pytest.raises(ValueError, match="same shape"):
         gradient_penalty(_linear_critic([1.0, 0.0]), torch.zeros(2, 2), torch.zeros(3, 2))
-    with pytest.raises(ValueError, match="choose one of: none, gradient-penalty, clip"):
+    with pytest.raises(ValueError, match="choose one of: none, gradient-penalty, clip, lipschitz-penalty"):
         make_constraint("spectral-typo")
 
 
@@ -117,3 +117,63 @@ def test_constraints_through_the_uniform_interface():
     assert critic.weight.abs().max() <= 0.5 and float(stats["clipped_fraction"]) > 0
     value, stats = make_constraint("none").penalty(critic, real, fake)
     assert float(value) == 0.0 and make_constraint("none").project(critic) == {}
+
+
+# -- one-sided, R1 / R2, DRAGAN, spectral norm -------------------------------------------------------
+
+from wganlab.constraints import (  # noqa: E402
+    dragan_penalty_and_norms,
+    one_sided_penalty_and_norms,
+    spectral_normalize,
+    zero_centred_penalty_and_norms,
+)
+
+
+@pytest.mark.parametrize("weight, norm", [([0.6, 0.8], 1.0), ([2.0, 0.0], 2.0), ([0.3, -0.4], 0.5)])
+def test_one_sided_penalty_charges_only_norms_above_one(weight, norm):
+    penalty, norms = one_sided_penalty_and_norms(_linear_critic(weight), torch.randn(16, 2), torch.randn(16, 2))
+    assert_close(penalty, torch.tensor(10.0 * max(0.0, norm - 1) ** 2), atol=1e-5, rtol=1e-5)
+    assert_close(norms, torch.full((16,), norm), atol=1e-5, rtol=1e-5)
+
+
+def test_r1_and_r2_are_half_gamma_squared_gradient_norm_on_real_or_fake():
+    def critic(x):  # gradient x, so ||grad||^2 = ||x||^2
+        return 0.5 * x.pow(2).sum(1)
+
+    real, fake = torch.tensor([[3.0, 4.0], [0.0, 1.0]]), torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    r1, _ = make_constraint("r1", gp_weight=10.0).penalty(critic, real, fake)
+    r2, _ = make_constraint("r2", gp_weight=10.0).penalty(critic, real, fake)
+    assert_close(r1, torch.tensor(5.0 * (25.0 + 1.0) / 2))
+    assert_close(r2, torch.tensor(5.0 * (1.0 + 0.0) / 2), atol=1e-5, rtol=0)
+    value, norms = zero_centred_penalty_and_norms(_linear_critic([2.0, 0.0]), torch.randn(8, 2), gamma=10.0)
+    assert_close(value, torch.tensor(20.0), atol=1e-5, rtol=0)
+
+
+def test_dragan_penalises_near_the_real_data():
+    assert_close(dragan_penalty_and_norms(_linear_critic([2.0, 0.0]), torch.randn(32, 2))[0], torch.tensor(10.0),
+                 atol=1e-5, rtol=0)
+
+    def critic(x):  # gradient x: the norm is the distance of the penalised point from 0
+        return 0.5 * x.pow(2).sum(1)
+
+    real = torch.cat([torch.ones(128, 2), 3 * torch.ones(128, 2)])  # std(real) = 1.0 (to 3 places)
+    _, norms = dragan_penalty_and_norms(critic, real, generator=torch.Generator().manual_seed(0))
+    low = real.norm(dim=1)
+    high = (real + 0.5 * real.std()).norm(dim=1)
+    assert (norms >= low - 1e-5).all() and (norms <= high + 1e-5).all()
+    assert (norms - low).std() > 0.05  # perturbations differ per sample
+
+
+def test_spectral_norm_makes_every_layer_and_the_critic_1_lipschitz():
+    torch.manual_seed(0)
+    critic = spectral_normalize(nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+                                              nn.Linear(64, 1)))
+    for _ in range(30):  # each training forward runs one power iteration
+        critic(torch.randn(8, 2))
+    for layer in (critic[0], critic[2], critic[4]):
+        assert_close(torch.linalg.matrix_norm(layer.weight.detach(), ord=2), torch.tensor(1.0), atol=2e-2, rtol=0)
+    points = torch.randn(256, 2, requires_grad=True)
+    assert critic_input_gradient_norms(critic, points).max() <= 1.0 + 2e-2
+    assert make_constraint("spectral-norm").penalty(critic, points, points)[0] == 0
+    with pytest.raises(ValueError, match="no Linear or Conv"):
+        spectral_normalize(nn.ReLU())

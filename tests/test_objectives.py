@@ -66,7 +66,7 @@ def test_scores_of_shape_b_by_1_give_the_same_losses():
 def test_bad_shapes_and_names_are_refused():
     with pytest.raises(ValueError, match=r"\(B,\) or \(B, 1\)"):
         wasserstein(torch.zeros(4, 2), torch.zeros(4))
-    with pytest.raises(ValueError, match="choose one of: minimax, non-saturating, wasserstein"):
+    with pytest.raises(ValueError, match="choose one of: minimax, non-saturating, wasserstein, lsgan, hinge, began"):
         get_objective("lsgan-typo")
 
 
@@ -74,3 +74,72 @@ def test_optimal_discriminator_loss_is_2_log_2_at_equilibrium():
     # D = 1/2 everywhere (scores 0): the critic loss is -2 log(1/2) = 2 log 2, i.e. JS = 0.
     zeros = torch.zeros(16)
     assert_close(minimax(zeros, zeros).critic, torch.tensor(2 * math.log(2)))
+
+
+# -- least squares, hinge, BEGAN ---------------------------------------------------------------
+
+from wganlab.objectives import (  # noqa: E402
+    BoundaryEquilibrium,
+    began_convergence,
+    began_k_update,
+    hinge,
+    lsgan,
+)
+
+
+def test_least_squares_losses_match_numpy():
+    r, f = SCORES_REAL.numpy(), SCORES_FAKE.numpy()
+    losses = lsgan(SCORES_REAL, SCORES_FAKE)
+    assert_close(losses.critic_real, torch.tensor(0.5 * ((r - 1) ** 2).mean(), dtype=torch.float64))
+    assert_close(losses.critic_fake, torch.tensor(0.5 * (f ** 2).mean(), dtype=torch.float64))
+    assert_close(losses.generator, torch.tensor(0.5 * ((f - 1) ** 2).mean(), dtype=torch.float64))
+    # at the targets the critic's loss is exactly zero
+    assert float(lsgan(torch.ones(4), torch.zeros(4)).critic) == 0.0
+
+
+def test_hinge_losses_by_hand():
+    losses = hinge(SCORES_REAL, SCORES_FAKE)
+    # real: relu(1 - [2, -1, 0.5, 3]) = [0, 2, 0.5, 0]; fake: relu(1 + [-2, 0, 1.5, -0.5]) = [0, 1, 2.5, 0.5]
+    assert_close(losses.critic_real, torch.tensor(0.625, dtype=torch.float64))
+    assert_close(losses.critic_fake, torch.tensor(1.0, dtype=torch.float64))
+    assert_close(losses.generator, torch.tensor(0.25, dtype=torch.float64))
+    # beyond the margin the critic gets no gradient
+    real = torch.tensor([5.0], requires_grad=True)
+    hinge.critic(real, torch.tensor([-5.0])).total.backward()
+    assert float(real.grad) == 0.0
+
+
+def test_began_k_update_and_convergence_measure_by_hand():
+    k = began_k_update(torch.tensor(0.0), torch.tensor(0.2), torch.tensor(0.05), gamma=0.5, lambda_k=0.001)
+    assert_close(k, torch.tensor(0.001 * (0.5 * 0.2 - 0.05)))
+    assert_close(began_convergence(torch.tensor(0.2), torch.tensor(0.05), 0.5), torch.tensor(0.25))
+    # k stays in [0, 1]
+    assert float(began_k_update(torch.tensor(0.9999), torch.tensor(10.0), torch.tensor(0.0), 1.0, 0.1)) == 1.0
+    assert float(began_k_update(torch.tensor(0.0), torch.tensor(0.0), torch.tensor(3.0), 0.5, 0.1)) == 0.0
+
+
+def test_began_equilibrium_weights_the_fake_error_by_k_and_updates_it():
+    game = get_objective("began", began_gamma=0.5, began_lambda_k=0.1)
+    real_errors, fake_errors = torch.tensor([0.4, 0.2]), torch.tensor([0.1, 0.1])
+    losses = game.critic(real_errors, fake_errors)
+    assert_close(losses.total, torch.tensor(0.3))  # k_0 = 0: L(x) alone
+    stats = game.after_critic_step()
+    assert_close(stats["began_k"], torch.tensor(0.1 * (0.5 * 0.3 - 0.1)))
+    assert_close(stats["began_convergence"], torch.tensor(0.3 + abs(0.15 - 0.1)))
+    losses = game.critic(real_errors, fake_errors)
+    assert_close(losses.fake, -stats["began_k"] * 0.1)
+    assert_close(game.generator(fake_errors), torch.tensor(0.1))
+    # every run gets its own k_t
+    assert get_objective("began").equilibrium is not game.equilibrium
+    with pytest.raises(ValueError, match="gamma"):
+        BoundaryEquilibrium(gamma=0.0)
+
+
+def test_autoencoder_critic_scores_are_per_sample_l1_errors():
+    from wganlab.nets import AutoencoderCritic
+
+    critic = AutoencoderCritic(2, hidden=8, depth=1)
+    x = torch.randn(5, 2)
+    expected = (x - critic.decoder(critic.encoder(x))).abs().mean(1)
+    assert_close(critic(x), expected)
+    assert critic(x).shape == (5,)

@@ -1,4 +1,5 @@
-"""Command line: ``wganlab train | sample | eval | presets | compare | experiment | data fetch | evalnet train``.
+"""Command line: ``wganlab train | sample | eval | presets | compare | doctor | experiment | data fetch |
+evalnet train``.
 
 Every error a user can cause ends in one line on stderr naming the problem and the fix,
 and exit status 2; nothing is written before the config and the inputs are checked.
@@ -95,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--live", action="store_true",
                        help="serve a live view of the training (2-D data) on http://127.0.0.1:PORT/")
     train.add_argument("--port", type=int, default=8765, help="port of the live view (0: any free port)")
+    train.add_argument("--strict", action="store_true",
+                       help="stop the run (after a final evaluation) on the doctor's first fatal finding")
+    train.add_argument("--no-doctor", action="store_true", help="train without the doctor's detectors")
 
     sample = sub.add_parser("sample", help="draw samples from a trained run's generator")
     sample.add_argument("--run", required=True, help="run folder")
@@ -123,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_experiment_parser(sub)
     _add_image_commands(sub)
+    _add_doctor_parser(sub)
     return parser
 
 
@@ -222,6 +227,32 @@ def _eval_images(args) -> int:
     return 0
 
 
+def _add_doctor_parser(sub) -> None:
+    doctor = sub.add_parser("doctor", help="diagnose a run folder's metrics: why is (or was) it failing?")
+    doctor.add_argument("run", metavar="RUN_DIR", help="run folder written by wganlab train")
+    doctor.add_argument("--json", action="store_true", help="print the findings as JSON lines")
+
+
+def _doctor(args) -> int:
+    from wganlab.doctor import context_of, diagnose
+    from wganlab.runfolder import RunFolder, RunFolderError
+
+    run = RunFolder(args.run)
+    if not run.path.is_dir():
+        raise RunFolderError(f"run folder {run.path} does not exist")
+    config = run.read_config()
+    records = run.read_metrics()
+    if not records:
+        raise RunFolderError(f"{run.path} has no metrics.jsonl lines to diagnose; train first")
+    findings = diagnose(records, context_of(config))
+    for finding in findings:
+        print(json.dumps(finding.to_record()) if args.json else finding.text())
+    if not findings and not args.json:
+        steps = max(r.get("step", 0) for r in records)
+        print(f"no findings: none of the doctor's detectors held over {steps} steps of {run.path}")
+    return 0
+
+
 def _train(args) -> int:
     from wganlab.api import train_run
     from wganlab.distributed import broadcast_from_rank0, local_device, process_group, rank
@@ -240,10 +271,17 @@ def _train(args) -> int:
         else:
             out = Path(args.out) if args.out else next_run_dir("runs", f"{config.preset}-{config.data}")
             out = Path(broadcast_from_rank0(str(out)))
+        callbacks = []
+        if not args.no_doctor:
+            from wganlab.doctor import Doctor
+
+            callbacks.append(Doctor(strict=args.strict))
         live = _start_live_view(config, args.port) if args.live and rank() == 0 else None
+        if live is not None:
+            callbacks.append(live)
         try:
             summary = train_run(config, out, overwrite=args.overwrite, progress=not args.no_progress,
-                                callbacks=[live] if live else (), resume=bool(args.resume))
+                                callbacks=callbacks, resume=bool(args.resume))
             if live is not None:
                 import time
 
@@ -259,6 +297,9 @@ def _train(args) -> int:
     print(f"run folder: {out}   report: {out / 'report.html'}")
     if summary.get("interrupted"):
         print(f"stopped at step {summary['steps']} of {config.steps}; continue with: wganlab train --resume {out}")
+    if summary.get("stopped"):
+        print(f"wganlab: run stopped early: {summary['stopped']}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -369,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     from wganlab.trainer import CheckpointMismatchError, NonFiniteError
 
     commands = {"train": _train, "sample": _sample, "eval": _eval, "presets": _presets, "compare": _compare,
-                "experiment": _experiment, "data": _data, "evalnet": _evalnet}
+                "doctor": _doctor, "experiment": _experiment, "data": _data, "evalnet": _evalnet}
     try:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)

@@ -17,18 +17,16 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from wganlab.constraints import CONSTRAINTS, PROJECTION_ONLY
+from wganlab.constraints import CONSTRAINTS, INPUT_GRADIENT_PENALTIES, PROJECTION_ONLY
 from wganlab.data.toy import TOY_DATASETS
 from wganlab.objectives import OBJECTIVES
+from wganlab.update_rules import UPDATE_RULES
 
 OPTIMIZERS = ("adam", "rmsprop")
 ON_NONFINITE = ("rollback", "stop")
-
-
 LOGGERS = ("both", "jsonl", "tensorboard")
-
 NETS = ("auto", "mlp", "conv")
-CRITIC_NORMS = ("none", "layer")
+CRITIC_NORMS = ("none", "layer", "batch")  # batch: only without an input-gradient penalty, MLP critic only
 
 
 @dataclass
@@ -45,6 +43,8 @@ class TrainConfig:
     constraint: str = "gradient-penalty"
     gp_weight: float = 0.1
     clip: float = 0.01
+    began_gamma: float = 0.5  # BEGAN: the ratio E L(G(z)) / E L(x) that k_t holds
+    began_lambda_k: float = 0.001  # BEGAN: gain of the k_t update
     # optimisation
     optimizer: str = "adam"
     lr_g: float = 8e-4
@@ -57,11 +57,14 @@ class TrainConfig:
     max_seconds: float = 0.0  # wall-clock budget for the loop; 0 means none (steps alone decide)
     lr_decay_fraction: float = 0.5  # linear decay of both learning rates to 0 over this final fraction
     ema: float = 0.99  # generator weight EMA decay; 0 turns it off
+    update_rule: str = "alternating"  # alternating | optimistic | extragradient
+    unroll_steps: int = 0  # > 0: the generator sees the critic this many differentiable steps ahead
     # networks
     latent_dim: int = 2
     hidden: int = 128
     depth: int = 3
     generator_batch_norm: bool = False
+    critic_norm: str = "none"  # none | layer | batch, after each hidden Linear of the MLP critic
     # data
     data: str = "ring8"
     radius: float | None = None
@@ -200,7 +203,9 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check_choice("logger", config.logger, LOGGERS)
     _check_data(config.data)
     _check_choice("net", config.net, NETS)
+    _check_choice("update_rule", config.update_rule, UPDATE_RULES)
     _check_choice("critic_norm", config.critic_norm, CRITIC_NORMS)
+    _refuse_batch_norm_with_penalty(config)
     for key, value in asdict(config).items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key} must be finite, got {value}")
@@ -232,6 +237,9 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("radius", config.radius is None or config.radius > 0, "must be > 0"),
         ("sigma", config.sigma is None or config.sigma > 0, "must be > 0"),
         ("spacing", config.spacing is None or config.spacing > 0, "must be > 0"),
+        ("began_gamma", 0 < config.began_gamma <= 1, "must be in (0, 1]"),
+        ("began_lambda_k", config.began_lambda_k >= 0, "must be >= 0"),
+        ("unroll_steps", config.unroll_steps >= 0, "must be >= 0 (0: no unrolling)"),
     ]
     for key, ok, rule in rules:
         if not ok:
@@ -240,9 +248,28 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ConfigError(f"ddp_static_graph cannot be used with the {config.constraint} constraint: DDP's static "
                           f"graph skips the gradient all-reduce when a penalty's double backward runs, so ranks "
                           f"silently diverge; leave ddp_static_graph false")
+    if config.unroll_steps and config.update_rule != "alternating":
+        raise ConfigError(f"unroll_steps > 0 runs its own update rule; set update_rule = \"alternating\", "
+                          f"got {config.update_rule!r}")
+    if config.update_rule == "extragradient" and config.n_critic != 1:
+        raise ConfigError(f"update_rule extragradient takes one critic step per generator step; set n_critic = 1, "
+                          f"got {config.n_critic}")
     if not (config.device == "cpu" or config.device.startswith("cuda") or config.device == "mps"):
         raise ConfigError(f"device must be cpu, cuda, cuda:N or mps, got {config.device!r}")
     return config
+
+
+def _refuse_batch_norm_with_penalty(config: TrainConfig) -> None:
+    """A gradient penalty is per sample; BatchNorm makes each critic output depend on the
+    whole batch, so the penalised gradient is not the critic's. Covers every critic norm key
+    (``critic_norm`` of the MLP critic, and any other ``*_norm`` critic setting)."""
+    if config.constraint not in INPUT_GRADIENT_PENALTIES:
+        return
+    for key, value in asdict(config).items():
+        if key.startswith("critic") and key.endswith("norm") and value == "batch":
+            raise ConfigError(f"{key} = \"batch\" cannot be combined with the {config.constraint} penalty: "
+                              f"BatchNorm mixes the samples of a batch, so per-sample input gradients are wrong; "
+                              f"use {key} = \"layer\" (LayerNorm) or \"none\"")
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

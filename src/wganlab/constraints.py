@@ -6,9 +6,16 @@ both for every constraint without asking which it holds:
 * ``penalty(critic, real, fake, generator)`` -> (scalar added to the critic loss, stats);
 * ``project(critic)`` -> stats, a projection applied *after* the optimiser step.
 
+and, once when the critic is built, ``prepare(critic)`` -> the critic to train (spectral
+normalisation re-parametrises its weights there).
+
 References:
     Arjovsky, Chintala, Bottou 2017, "Wasserstein GAN" (weight clipping).
     Gulrajani et al. 2017, "Improved Training of Wasserstein GANs" (gradient penalty).
+    Petzka, Fischer, Lukovnikov 2018, "On the regularization of Wasserstein GANs" (WGAN-LP).
+    Mescheder, Geiger, Nowozin 2018, "Which Training Methods for GANs do actually Converge?" (R1, R2).
+    Kodali et al. 2017, "On Convergence and Stability of GANs" (DRAGAN).
+    Miyato et al. 2018, "Spectral Normalization for Generative Adversarial Networks".
 """
 
 from __future__ import annotations
@@ -63,6 +70,54 @@ def gradient_penalty_and_norms(critic, real: torch.Tensor, fake: torch.Tensor, w
     return weight * (norms - 1).pow(2).mean(), norms
 
 
+def one_sided_penalty_and_norms(critic, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0,
+                                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """WGAN-LP: weight * E_xhat max(0, ||grad f(xhat)|| - 1)^2 at the WGAN-GP interpolates.
+
+    Only norms above 1 are penalised: a 1-Lipschitz critic may be flatter than 1 anywhere.
+
+    Returns:
+        (scalar penalty, (B,) gradient norms at the interpolates).
+    """
+    if weight < 0:
+        raise ValueError(f"penalty weight must be >= 0, got {weight}")
+    norms = critic_input_gradient_norms(critic, _interpolate(real, fake.detach(), generator))
+    return weight * torch.relu(norms - 1).pow(2).mean(), norms
+
+
+def zero_centred_penalty_and_norms(critic, points: torch.Tensor, gamma: float = 10.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """R1 (points = real data) or R2 (points = generated data): gamma / 2 * E ||grad f(x)||^2.
+
+    Returns:
+        (scalar penalty, (B,) gradient norms at ``points``).
+    """
+    if gamma < 0:
+        raise ValueError(f"penalty weight gamma must be >= 0, got {gamma}")
+    norms = critic_input_gradient_norms(critic, points.detach().requires_grad_(True))
+    return 0.5 * gamma * norms.pow(2).mean(), norms
+
+
+DRAGAN_PERTURBATION = 0.5  # C in x + C std(x) U[0, 1], the value of the DRAGAN authors' code
+
+
+def dragan_penalty_and_norms(critic, real: torch.Tensor, weight: float = 10.0,
+                             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """DRAGAN: weight * E (||grad f(xhat)|| - 1)^2 at points near the real data.
+
+    x_p = x + C std(x) u with u ~ U[0, 1]^shape, xhat = x + alpha (x_p - x) with alpha ~ U[0, 1]
+    per sample, C = 0.5 (Kodali et al.): the critic is kept smooth around the data.
+
+    Returns:
+        (scalar penalty, (B,) gradient norms at the perturbed points).
+    """
+    if weight < 0:
+        raise ValueError(f"penalty weight must be >= 0, got {weight}")
+    noise = torch.rand(real.shape, generator=generator, dtype=real.dtype).to(real.device)
+    perturbed = real + DRAGAN_PERTURBATION * real.std() * noise
+    norms = critic_input_gradient_norms(critic, _interpolate(real, perturbed, generator))
+    return weight * (norms - 1).pow(2).mean(), norms
+
+
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0,
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """Scalar WGAN-GP penalty; see :func:`gradient_penalty_and_norms`.
@@ -111,6 +166,13 @@ class Constraint:
     name: str
     penalty: Callable
     project: Callable
+    prepare: Callable = lambda critic: critic
+
+
+def _norm_stats(value: torch.Tensor, norms: torch.Tensor) -> dict:
+    # The doctor reads the share of points whose gradient norm is far above the target 1.
+    norms = norms.detach()
+    return {"penalty": value.detach(), "gp_grad_norm": norms.mean(), "gp_over_1_5": (norms > 1.5).float().mean()}
 
 
 def _no_penalty(critic, real, fake, generator=None):
@@ -131,9 +193,54 @@ def gradient_penalty_constraint(weight: float = 10.0) -> Constraint:
 
     def penalty(critic, real, fake, generator=None):
         value, norms = gradient_penalty_and_norms(critic, real, fake, weight, generator)
-        return value, {"penalty": value.detach(), "gp_grad_norm": norms.detach().mean()}
+        return value, _norm_stats(value, norms)
 
     return Constraint("gradient-penalty", penalty, _no_projection)
+
+
+def one_sided_penalty_constraint(weight: float = 10.0) -> Constraint:
+    def penalty(critic, real, fake, generator=None):
+        value, norms = one_sided_penalty_and_norms(critic, real, fake, weight, generator)
+        return value, _norm_stats(value, norms)
+
+    return Constraint("lipschitz-penalty", penalty, _no_projection)
+
+
+def r1_constraint(gamma: float = 10.0, on_fake: bool = False) -> Constraint:
+    def penalty(critic, real, fake, generator=None):
+        value, norms = zero_centred_penalty_and_norms(critic, fake if on_fake else real, gamma)
+        return value, {"penalty": value.detach(), "gp_grad_norm": norms.detach().mean()}
+
+    return Constraint("r2" if on_fake else "r1", penalty, _no_projection)
+
+
+def dragan_constraint(weight: float = 10.0) -> Constraint:
+    def penalty(critic, real, fake, generator=None):
+        value, norms = dragan_penalty_and_norms(critic, real, weight, generator)
+        return value, _norm_stats(value, norms)
+
+    return Constraint("dragan", penalty, _no_projection)
+
+
+def spectral_normalize(critic: nn.Module) -> nn.Module:
+    """Re-parametrises every Linear / Conv weight of ``critic`` as W / sigma(W), in place.
+
+    sigma is estimated by one power iteration per training forward (torch's
+    ``parametrizations.spectral_norm``), so each layer is 1-Lipschitz and, with 1-Lipschitz
+    activations, so is the critic.
+    """
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    layers = [m for m in critic.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))]
+    if not layers:
+        raise ValueError("spectral normalisation found no Linear or Conv layer in the critic")
+    for layer in layers:
+        spectral_norm(layer)
+    return critic
+
+
+def spectral_norm_constraint() -> Constraint:
+    return Constraint("spectral-norm", _no_penalty, _no_projection, spectral_normalize)
 
 
 def clip_constraint(c: float = 0.01) -> Constraint:
@@ -146,16 +253,26 @@ def clip_constraint(c: float = 0.01) -> Constraint:
     return Constraint("clip", _no_penalty, project)
 
 
-CONSTRAINTS = ("none", "gradient-penalty", "clip")
+CONSTRAINTS = ("none", "gradient-penalty", "clip", "lipschitz-penalty", "r1", "r2", "dragan", "spectral-norm")
+# Constraints that penalise per-sample input gradients: a critic whose output for one sample
+# depends on the rest of the batch (BatchNorm) makes that gradient meaningless.
+INPUT_GRADIENT_PENALTIES = ("gradient-penalty", "lipschitz-penalty", "r1", "r2", "dragan")
 # constraints that add no penalty term to the critic loss (no double backward)
-PROJECTION_ONLY = ("none", "clip")
+PROJECTION_ONLY = ("none", "clip", "spectral-norm")
 
 
 def make_constraint(name: str, *, gp_weight: float = 10.0, clip: float = 0.01) -> Constraint:
-    if name == "none":
-        return no_constraint()
-    if name == "gradient-penalty":
-        return gradient_penalty_constraint(gp_weight)
-    if name == "clip":
-        return clip_constraint(clip)
-    raise ValueError(f"unknown constraint {name!r}; choose one of: {', '.join(CONSTRAINTS)}")
+    """The named constraint; ``gp_weight`` is the weight of whichever penalty it is (gamma for R1/R2)."""
+    builders = {
+        "none": no_constraint,
+        "gradient-penalty": lambda: gradient_penalty_constraint(gp_weight),
+        "clip": lambda: clip_constraint(clip),
+        "lipschitz-penalty": lambda: one_sided_penalty_constraint(gp_weight),
+        "r1": lambda: r1_constraint(gp_weight),
+        "r2": lambda: r1_constraint(gp_weight, on_fake=True),
+        "dragan": lambda: dragan_constraint(gp_weight),
+        "spectral-norm": spectral_norm_constraint,
+    }
+    if name not in builders:
+        raise ValueError(f"unknown constraint {name!r}; choose one of: {', '.join(CONSTRAINTS)}")
+    return builders[name]()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
 
 
@@ -15,15 +16,17 @@ class MLP(nn.Sequential):
     """
 
     def __init__(self, in_dim: int, out_dim: int, hidden: int = 512, depth: int = 3,
-                 batch_norm: bool = False):
+                 batch_norm: bool = False, norm: str = "none"):
         if min(in_dim, out_dim, hidden) < 1 or depth < 0:
             raise ValueError(f"MLP sizes must be positive, got in={in_dim} out={out_dim} hidden={hidden} depth={depth}")
         layers: list[nn.Module] = []
         width = in_dim
         for _ in range(depth):
             layers.append(nn.Linear(width, hidden))
-            if batch_norm:
+            if batch_norm or norm == "batch":
                 layers.append(nn.BatchNorm1d(hidden))
+            elif norm == "layer":
+                layers.append(nn.LayerNorm(hidden))
             layers.append(nn.ReLU())
             width = hidden
         layers.append(nn.Linear(width, out_dim))
@@ -37,10 +40,29 @@ def mlp_generator(latent_dim: int, data_dim: int, hidden: int, depth: int, batch
     return MLP(latent_dim, data_dim, hidden, depth, batch_norm)
 
 
-def mlp_critic(data_dim: int, hidden: int, depth: int) -> MLP:
-    """x (B, data_dim) -> score (B, 1). No BatchNorm: a per-sample gradient penalty needs
-    per-sample outputs, and BatchNorm makes each output depend on the whole batch."""
-    return MLP(data_dim, 1, hidden, depth)
+def mlp_critic(data_dim: int, hidden: int, depth: int, norm: str = "none") -> MLP:
+    """x (B, data_dim) -> score (B, 1). ``norm`` is "none", "layer" or "batch"; a per-sample
+    gradient penalty needs per-sample outputs, which BatchNorm breaks (config refuses it)."""
+    if norm not in ("none", "layer", "batch"):
+        raise ValueError(f"critic norm must be none, layer or batch, got {norm!r}")
+    return MLP(data_dim, 1, hidden, depth, norm=norm)
+
+
+class AutoencoderCritic(nn.Module):
+    """BEGAN's critic: an MLP autoencoder whose score is the per-sample L1 reconstruction error.
+
+    Maps (B, data_dim) to (B,) errors mean_j |x_j - AE(x)_j|. The code has data_dim units:
+    for 2D data there is nothing to compress, and the critic learns to reconstruct real data
+    well and generated data badly.
+    """
+
+    def __init__(self, data_dim: int, hidden: int, depth: int, norm: str = "none"):
+        super().__init__()
+        self.encoder = MLP(data_dim, data_dim, hidden, depth, norm=norm)
+        self.decoder = MLP(data_dim, data_dim, hidden, depth, norm=norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.decoder(self.encoder(x))).abs().flatten(1).mean(1)
 
 
 # -- convolutional nets for 28x28 images (the WGAN-GP MNIST setup) ----------------------------

@@ -125,6 +125,22 @@ th{background:#f4f4f4;font-weight:600}img{max-width:100%;border:1px solid #eee}
 .headline{font-size:1.2em}"""
 
 
+def _findings_section(records: list[dict], summary: dict) -> list[str]:
+    """The doctor's findings, as written to metrics.jsonl; nothing when the doctor did not run."""
+    findings = [r for r in records if r.get("kind") == "finding"]
+    if not findings:
+        if "findings" in summary:
+            return ["<h2>Doctor</h2>", "<p>The doctor raised no finding.</p>"]
+        return []
+    rows = "".join(
+        f"<tr><td>{int(f['step'])}</td><td>{html.escape(f['severity'])}</td><td><b>{html.escape(f['title'])}</b>"
+        f" ({html.escape(f['detector'])})<br>{html.escape(f['meaning'])}</td><td>{html.escape(f['fix'])}</td></tr>"
+        for f in findings)
+    return ["<h2>Doctor: findings</h2>",
+            f"<table><tr><th>step</th><th>severity</th><th>what holds and what it means</th><th>what to try</th></tr>"
+            f"{rows}</table>"]
+
+
 def write_report(run_dir: str | Path) -> Path:
     """Draws the plots and writes ``report.html`` from the files in ``run_dir``."""
     from wganlab.data.toy import TOY_DATASETS, make_toy
@@ -165,6 +181,7 @@ def write_report(run_dir: str | Path) -> Path:
              f"<p class='headline'>{html.escape(config.preset)}: {html.escape(config.objective)} objective, "
              f"{html.escape(config.constraint)} constraint, on {html.escape(config.data)}.</p>",
              "<h2>Final metrics</h2>", _table(headline) if headline else "<p>No summary: the run did not finish.</p>"]
+    parts += _findings_section(records, summary)
     for name, caption in images:
         parts += [f"<h2>{html.escape(caption)}</h2>", _image_tag(run.path / name, caption)]
     parts += ["<h2>Config</h2>", _table(json.loads((run.path / CONFIG).read_text())), "</body></html>"]

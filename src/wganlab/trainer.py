@@ -24,10 +24,11 @@ from wganlab.config import TrainConfig, validate
 from wganlab.constraints import make_constraint
 from wganlab.data import make_dataset
 from wganlab.metrics import evaluate_toy
-from wganlab.nets import (conv_critic, conv_generator, image_mlp_critic, image_mlp_generator, mlp_critic,
-                          mlp_generator, resolve_net)
+from wganlab.nets import (AutoencoderCritic, conv_critic, conv_generator, image_mlp_critic, image_mlp_generator,
+                          mlp_critic, mlp_generator, resolve_net)
 from wganlab.objectives import get_objective
 from wganlab.runfolder import RunFolder
+from wganlab.update_rules import make_update_rule
 
 HELD_OUT = 1024  # samples in the fixed held-out batch for the critic's Wasserstein estimate
 
@@ -43,12 +44,28 @@ def build_generator(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.
 
 
 def build_critic(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.nn.Module:
+    """The critic the objective needs (BEGAN's is an autoencoder) for data of per-sample
+    ``shape``, prepared by the constraint (spectral normalisation re-parametrises it)."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    if len(shape) == 1:
-        return mlp_critic(shape[0], config.hidden, config.depth)
-    if resolve_net(config.net, shape) == "conv":
-        return conv_critic(shape[0], config.critic_norm)
-    return image_mlp_critic(shape, config.hidden, config.depth)
+    if _objective(config).critic_kind == "autoencoder":
+        critic = AutoencoderCritic(math.prod(shape), config.hidden, config.depth, norm=config.critic_norm)
+        if len(shape) > 1:
+            critic = torch.nn.Sequential(torch.nn.Flatten(), critic)
+    elif len(shape) == 1:
+        critic = mlp_critic(shape[0], config.hidden, config.depth, norm=config.critic_norm)
+    elif resolve_net(config.net, shape) == "conv":
+        critic = conv_critic(shape[0], config.critic_norm)
+    else:
+        critic = image_mlp_critic(shape, config.hidden, config.depth)
+    return _constraint(config).prepare(critic)
+
+
+def _objective(config: TrainConfig):
+    return get_objective(config.objective, began_gamma=config.began_gamma, began_lambda_k=config.began_lambda_k)
+
+
+def _constraint(config: TrainConfig):
+    return make_constraint(config.constraint, gp_weight=config.gp_weight, clip=config.clip)
 
 
 def _optimizer(config: TrainConfig, params, lr: float) -> torch.optim.Optimizer:
@@ -166,11 +183,13 @@ class Trainer:
                                                         static_graph=config.ddp_static_graph)
             self.generator_train = DistributedDataParallel(self.generator, device_ids=ids)
 
-        self.objective = get_objective(config.objective)
-        self.constraint = make_constraint(config.constraint, gp_weight=config.gp_weight, clip=config.clip)
+        self.objective = _objective(config)
+        self.constraint = _constraint(config)
         self.opt_g = _optimizer(config, self.generator.parameters(), config.lr_g)
         self.opt_d = _optimizer(config, self.critic.parameters(), config.lr_d)
         self.schedules = [torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(config)) for opt in (self.opt_g, self.opt_d)]
+        self.update_rule = make_update_rule(config)
+        self.update_rule.attach(self)
 
         held_out = torch.Generator().manual_seed(config.seed + 1_000_003)
         self.held_real = self.dataset.sample(config.held_out, generator=held_out).to(self.device)
@@ -189,6 +208,7 @@ class Trainer:
         self._good_state: dict | None = None  # the last state known finite, for a rollback
         self.stop_requested = False  # set by a signal handler: checkpoint after this step and stop
         self.interrupted = False
+        self.stop_reason: str | None = None  # set by a callback (the doctor's --strict) to end the run early
 
     # -- sampling --------------------------------------------------------------------------
     @property
@@ -234,19 +254,31 @@ class Trainer:
         self.opt_d.step()
         projection_stats = self.constraint.project(self.critic)
         return {"d_loss": losses.total.detach(), "d_real": losses.real.detach(), "d_fake": losses.fake.detach(),
-                **penalty_stats, **projection_stats}
+                **self._accuracy(scores.detach(), batch), **penalty_stats, **projection_stats,
+                **self.objective.after_critic_step()}
 
-    def generator_step(self) -> dict:
+    def _accuracy(self, scores: torch.Tensor, batch: int) -> dict:
+        """D's accuracy on this step's batch at the objective's decision point (device tensor)."""
+        threshold = self.objective.decision_threshold
+        if threshold is None:
+            return {}
+        scores = scores.reshape(-1)
+        right = (scores[:batch] > threshold).float().sum() + (scores[batch:] <= threshold).float().sum()
+        return {"d_accuracy": right / scores.numel()}
+
+    def generator_step(self, score=None, update_ema: bool = True) -> dict:
+        """One generator update; ``score`` (fake -> scores) replaces the critic, as the unrolled
+        rule does, and ``update_ema`` False leaves the EMA alone (an extragradient look-ahead)."""
         self.critic.requires_grad_(False)  # no critic parameter gradients in the generator phase
         try:
             fake = self.generator_train(self._noise(self.local_batch))
-            loss = self.objective.generator(self.critic(fake))
+            loss = self.objective.generator((score or self.critic)(fake))
             self.opt_g.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_g.step()
         finally:
             self.critic.requires_grad_(True)
-        if self.ema is not None:
+        if self.ema is not None and update_ema:
             self.ema.update_parameters(self.generator)
         return {"g_loss": loss.detach()}
 
@@ -327,16 +359,15 @@ class Trainer:
     def _one_step(self, started: float, last: int, bar) -> bool:
         """One generator step with its critic steps, and the logging due after it; True to stop."""
         config = self.config
-        for _ in range(config.n_critic):
-            self._accumulate(self.critic_step())
-        self._accumulate(self.generator_step())
+        self.update_rule.iteration(self, self._accumulate)
         for schedule in self.schedules:
             schedule.step()
         self.step += 1
         if bar is not None:
             bar.update(1)
         out_of_time = bool(config.max_seconds) and time.perf_counter() - started >= config.max_seconds
-        stopping = out_of_time or self.stop_requested or self.step >= last
+        # stop_reason: a callback asked to stop (the doctor's --strict)
+        stopping = out_of_time or self.stop_requested or self.stop_reason is not None or self.step >= last
         at_end = self.step == config.steps or stopping
         self.elapsed = time.perf_counter() - started
         if self.step % config.log_every == 0 or at_end:
@@ -422,22 +453,47 @@ class Trainer:
         means["grad_norm_d"] = _grad_norm(self.critic).to(self.device)
         params = [p for net in (self.generator, self.critic) for p in net.parameters()]
         means["params_finite"] = torch.stack([torch.isfinite(p).all() for p in params]).all().float()
+        means.update(self._diagnostics())
         values = torch.stack(list(means.values())).cpu()
         self._sums, self._counts = {}, {}
         record = {"kind": "train", "step": self.step, "time": round(self.elapsed, 3)}
         record.update(zip(means, values.tolist()))
-        if not record.pop("params_finite"):
-            raise NonFiniteError(f"a parameter became NaN or Inf by step {self.step}; lower the learning rates "
-                                 f"(--lr-g/--lr-d) or use a Lipschitz constraint")
+        params_finite = record.pop("params_finite")
         record["w_estimate"] = self.wasserstein_estimate()
         record["lr_g"] = self.opt_g.param_groups[0]["lr"]
+        self._emit(record)  # before the check: the non-finite line is evidence for the doctor
+        if not params_finite:
+            raise NonFiniteError(f"a parameter became NaN or Inf by step {self.step}; lower the learning rates "
+                                 f"(--lr-g/--lr-d) or use a Lipschitz constraint")
         for name in ("d_loss", "g_loss", "w_estimate"):
             if not math.isfinite(record[name]):
                 raise NonFiniteError(f"{name} became {record[name]} at step {self.step}; lower the learning rates "
                                      f"(--lr-g/--lr-d) or use a Lipschitz constraint")
-        self._emit(record)
         self.last_train = record
         return record
+
+    def _diagnostics(self, n: int = 256) -> dict:
+        """Device tensors the doctor reads, measured on fixed held-out points once per log line:
+        parameter norms, the generated samples' spread relative to the data's (mean pairwise
+        distance ratio; ~1 healthy, -> 0 under collapse) and the critic's input-gradient norms at
+        real-fake interpolates (the share above 1.5 shows a Lipschitz violation)."""
+        from wganlab.constraints import critic_input_gradient_norms
+
+        real = self.held_real[:n]
+        fake = self._generate(self.held_z[:n])
+        stats = {
+            "param_norm_g": torch.linalg.vector_norm(torch.cat([p.detach().flatten() for p in self.generator.parameters()])),
+            "param_norm_d": torch.linalg.vector_norm(torch.cat([p.detach().flatten() for p in self.critic.parameters()])),
+            "sample_spread": torch.pdist(fake.flatten(1)).mean() / torch.pdist(real.flatten(1)).mean().clamp_min(1e-12),
+        }
+        # Fixed interpolation weights: the measurement must not draw from the training stream.
+        eps = torch.rand(n, *([1] * (real.dim() - 1)), generator=torch.Generator().manual_seed(self.config.seed))
+        points = (eps.to(self.device) * real + (1 - eps.to(self.device)) * fake).requires_grad_(True)
+        with torch.enable_grad():
+            norms = critic_input_gradient_norms(self.critic, points, create_graph=False)
+        stats["input_grad_norm"] = norms.mean()
+        stats["lipschitz_over_1_5"] = (norms > 1.5).float().mean()
+        return stats
 
     def _log_eval(self) -> dict:
         result = self.evaluate()
@@ -459,6 +515,8 @@ class Trainer:
             final["w_estimate"] = self.last_train["w_estimate"]
         final.update(steps=self.step, wall_seconds=round(self.elapsed, 2), preset=self.config.preset,
                      data=self.config.data, seed=self.config.seed)
+        if self.stop_reason is not None:
+            final["stopped"] = self.stop_reason
         return final
 
     # -- state --------------------------------------------------------------------------------------
@@ -474,6 +532,8 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "schedules": [s.state_dict() for s in self.schedules],
+            "objective": self.objective.equilibrium.state_dict() if self.objective.equilibrium else None,
+            "update_rule": self.update_rule.state_dict(),
             "rng": self.rng.get_state(),
             "torch_rng": torch.get_rng_state(),
             "numpy_rng": _numpy_state_to_torch(np.random.get_state()),
@@ -487,8 +547,8 @@ class Trainer:
         }
 
     # what must match between a checkpoint's config and the run resuming it
-    _ARCHITECTURE_KEYS = ("objective", "constraint", "optimizer", "latent_dim", "hidden", "depth",
-                          "generator_batch_norm", "data", "ema")
+    _ARCHITECTURE_KEYS = ("objective", "constraint", "optimizer", "update_rule", "latent_dim", "hidden", "depth",
+                          "generator_batch_norm", "critic_norm", "net", "data", "ema")
 
     def load_state_dict(self, state: dict) -> None:
         """Restores a :meth:`state_dict`; refuses one from another architecture with a clear error."""
@@ -528,3 +588,6 @@ class Trainer:
         self.rollbacks = int(state.get("rollbacks", 0))
         self.last_eval = state.get("last_eval")
         self.last_train = state.get("last_train")
+        if self.objective.equilibrium is not None:
+            self.objective.equilibrium.load_state_dict(state["objective"])
+        self.update_rule.load_state_dict(state["update_rule"])
