@@ -141,7 +141,7 @@ def test_strict_train_stops_and_findings_reach_metrics_report_and_the_doctor_com
              "--eval-samples", "1000", "--w1-samples", "500", "--no-progress", "--strict", "--out", str(out)]
     assert main(["train"] + flags) == 1  # stopped by a fatal finding
     err = capsys.readouterr().err
-    assert err.count("the generator's gradient has vanished") == 1 and "run stopped early" in err
+    assert err.count("FATAL at step") == 1 and "gradient has vanished" in err and "run stopped early" in err
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     written = [r["detector"] for r in records if r["kind"] == "finding"]
     assert "vanishing_gradient" in written and len(written) == len(set(written))
