@@ -33,7 +33,7 @@ HELD_OUT = 1024  # samples in the fixed held-out batch for the critic's Wasserst
 def build_generator(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.nn.Module:
     """The generator for data of per-sample ``shape`` (an int: flat vectors of that dimension)."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    if len(shape) == 1:
+    if len(shape) == 1 and config.net != "conv":
         return mlp_generator(config.latent_dim, shape[0], config.hidden, config.depth, config.generator_batch_norm)
     if resolve_net(config.net, shape) == "conv":
         return conv_generator(config.latent_dim, shape[0])
@@ -42,7 +42,7 @@ def build_generator(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.
 
 def build_critic(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.nn.Module:
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    if len(shape) == 1:
+    if len(shape) == 1 and config.net != "conv":
         return mlp_critic(shape[0], config.hidden, config.depth)
     if resolve_net(config.net, shape) == "conv":
         return conv_critic(shape[0], config.critic_norm)
