@@ -36,7 +36,7 @@ HELD_OUT = 1024  # samples in the fixed held-out batch for the critic's Wasserst
 def build_generator(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.nn.Module:
     """The generator for data of per-sample ``shape`` (an int: flat vectors of that dimension)."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    if len(shape) == 1:
+    if len(shape) == 1 and config.net != "conv":
         return mlp_generator(config.latent_dim, shape[0], config.hidden, config.depth, config.generator_batch_norm)
     if resolve_net(config.net, shape) == "conv":
         return conv_generator(config.latent_dim, shape[0])
@@ -51,7 +51,7 @@ def build_critic(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.nn.
         critic = AutoencoderCritic(math.prod(shape), config.hidden, config.depth, norm=config.critic_norm)
         if len(shape) > 1:
             critic = torch.nn.Sequential(torch.nn.Flatten(), critic)
-    elif len(shape) == 1:
+    elif len(shape) == 1 and config.net != "conv":
         critic = mlp_critic(shape[0], config.hidden, config.depth, norm=config.critic_norm)
     elif resolve_net(config.net, shape) == "conv":
         critic = conv_critic(shape[0], config.critic_norm)
