@@ -113,3 +113,32 @@ def test_damaged_run_files_are_refused_in_one_line_and_the_folder_is_untouched(f
                 # and resuming may extend the run; only a refusal must leave it untouched
                 continue
             assert _snapshot(run) == before, argv
+
+
+ARRAY_SHAPES = [(40,), (40, 2), (40, 3), (1, 2), (40, 28, 28), (40, 12, 12, 3), (40, 2, 9, 9), (40, 5, 5, 5, 5), (0, 2)]
+
+
+@settings(SETTINGS, max_examples=15)
+@given(shape=st.sampled_from(ARRAY_SHAPES), dtype=st.sampled_from(["float32", "float64", "uint8", "bool"]),
+       poison=st.sampled_from([None, "nan", "inf"]), suffix=st.sampled_from([".npy", ".npz"]),
+       net=st.sampled_from(["auto", "mlp", "conv"]))
+def test_user_data_files_train_or_are_refused_before_the_run_folder_exists(shape, dtype, poison, suffix, net):
+    import numpy as np
+
+    array = np.random.default_rng(0).uniform(-1, 1, size=shape)
+    if poison and array.size and dtype.startswith("float"):
+        array.reshape(-1)[0] = float(poison)
+    array = array.astype(dtype)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / f"data{suffix}"
+        if suffix == ".npy":
+            np.save(data, array)
+        else:
+            np.savez(data, images=array, extra=array)
+        out = Path(tmp) / "run"
+        code, err = _run(["train", "--data", str(data), "--set", f"net={net}", "--steps", "1", "--batch-size", "4",
+                          "--hidden", "8", "--depth", "1", "--eval-samples", "8", "--w1-samples", "8",
+                          "--log-every", "1", "--no-progress", "--logger", "jsonl", "--no-doctor", "--out", str(out)])
+        _assert_clean_refusal_or_success(code, err)
+        if code != 0:
+            assert not out.exists(), err  # refused before anything was written

@@ -143,7 +143,7 @@ def _findings_section(records: list[dict], summary: dict) -> list[str]:
 
 def write_report(run_dir: str | Path) -> Path:
     """Draws the plots and writes ``report.html`` from the files in ``run_dir``."""
-    from wganlab.data.toy import TOY_DATASETS, make_toy
+    from wganlab.data import data_shape, make_dataset
 
     run = RunFolder(run_dir)
     config = run.read_config()
@@ -151,15 +151,16 @@ def write_report(run_dir: str | Path) -> Path:
     summary = run.read_summary()
     samples_file = run.path / "samples.npy"
     images = []
-    if config.data not in TOY_DATASETS:
+    shape = data_shape(config)
+    if len(shape) > 1:
         from wganlab.image_report import image_report_images
 
         title = f"{config.preset} on {config.data}, {summary.get('steps', config.steps)} steps"
         images += image_report_images(run.path, records, summary, title)
-    elif samples_file.is_file():
+    elif samples_file.is_file() and shape == (2,):
         import torch
 
-        dataset = make_toy(config.data, radius=config.radius, sigma=config.sigma, spacing=config.spacing)
+        dataset = make_dataset(config)
         real = dataset.sample(2000, generator=torch.Generator().manual_seed(config.seed)).numpy()
         samples = np.load(samples_file)
         surface_file = run.path / CRITIC_SURFACE

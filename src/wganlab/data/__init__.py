@@ -5,22 +5,59 @@
 ``sample(n, generator) -> (n, *shape)`` tensor (images in [-1, 1]).
 """
 
+from pathlib import Path
+
 from wganlab.data.images import IMAGE_DATASETS, ImageDataset, StackedMnist, image_shape, is_image_source, make_image_dataset
 from wganlab.data.mnist import DataError
 from wganlab.data.toy import TOY_DATASETS, GaussianMixture, SwissRoll, make_toy
 
 
 def make_dataset(config):
-    """The data set a config names in ``data`` (a built-in name, a .npy/.npz file or a PNG folder)."""
+    """The data set a config names in ``data``: a built-in name, a .npy/.npz file (an (N, D)
+    array is a set of points, an (N, H, W[, C]) or (N, C, H, W) array a set of images) or a
+    folder of PNGs."""
     if config.data in TOY_DATASETS:
         return make_toy(config.data, radius=config.radius, sigma=config.sigma, spacing=config.spacing)
+    points = _points_file(config.data)
+    if points is not None:
+        return points
     return make_image_dataset(config.data, getattr(config, "data_dir", ""))
+
+
+def _points_file(data: str):
+    """An ``ArrayDataset`` when ``data`` is a .npy file (or one-array .npz) holding an (N, D) array, else None."""
+    import numpy as np
+
+    from wganlab.data.array import ArrayDataset
+
+    path = Path(data).expanduser()
+    if not (data.endswith((".npy", ".npz")) and path.is_file()):
+        return None
+    try:
+        with open(path, "rb") as handle:
+            loaded = np.load(handle, allow_pickle=False)
+            if isinstance(loaded, np.lib.npyio.NpzFile):
+                if len(loaded.files) != 1:
+                    return None  # images with labels: the image loader reads and checks it
+                loaded = loaded[loaded.files[0]]
+            array = np.asarray(loaded)
+    except Exception:  # the image loader reports what is wrong with the file
+        return None
+    if array.ndim != 2:
+        return None
+    try:
+        return ArrayDataset(array, name=str(path))
+    except ValueError as error:
+        raise DataError(f"{path}: {error}") from None
 
 
 def data_shape(config) -> tuple[int, ...]:
     """The per-sample shape ``make_dataset(config)`` would give, without loading a built-in set."""
     if config.data in TOY_DATASETS:
         return make_toy(config.data, radius=config.radius, sigma=config.sigma, spacing=config.spacing).shape
+    points = _points_file(config.data)
+    if points is not None:
+        return points.shape
     return image_shape(config.data, getattr(config, "data_dir", ""))
 
 
