@@ -155,3 +155,18 @@ def test_strict_train_stops_and_findings_reach_metrics_report_and_the_doctor_com
     assert sorted(offline) == sorted(written)  # the same answer after the run as during it
     assert main(["doctor", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_watched_run_is_the_same_run():
+    # the critic probe trains a copy with its own stream: the run's weights and Adam moments stay its own
+    import torch
+
+    config = resolve(overrides=dict(hidden=16, depth=2, batch_size=32, steps=30, log_every=5, eval_every=0,
+                                    eval_samples=100, w1_samples=50))
+    doctor = Doctor(stream=io.StringIO())
+    plain, watched = Trainer(config), Trainer(config, callbacks=[doctor])
+    plain.train()
+    watched.train()
+    assert any(r["kind"] == "probe" for r in doctor.records)  # the probe did run
+    for a, b in zip(plain.critic.state_dict().values(), watched.critic.state_dict().values()):
+        assert torch.equal(a, b)

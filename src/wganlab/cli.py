@@ -255,7 +255,7 @@ def _doctor(args) -> int:
 
 def _train(args) -> int:
     from wganlab.api import train_run
-    from wganlab.distributed import broadcast_from_rank0, local_device, process_group, rank
+    from wganlab.distributed import broadcast_from_rank0, launched_by_torchrun, local_device, process_group, rank
     from wganlab.runfolder import next_run_dir
 
     overrides = {key: getattr(args, key) for key in _TRAIN_FLAGS}
@@ -272,7 +272,10 @@ def _train(args) -> int:
             out = Path(args.out) if args.out else next_run_dir("runs", f"{config.preset}-{config.data}")
             out = Path(broadcast_from_rank0(str(out)))
         callbacks = []
-        if not args.no_doctor:
+        if args.strict and launched_by_torchrun():
+            raise UsageError("--strict cannot stop one rank of a torchrun job alone (the others would wait for it); "
+                             "run the doctor afterwards with 'wganlab doctor RUN_DIR'")
+        if not args.no_doctor and rank() == 0:  # the doctor reads rank 0's metric stream, as the log does
             from wganlab.doctor import Doctor
 
             callbacks.append(Doctor(strict=args.strict))

@@ -240,14 +240,17 @@ def lipschitz_violation(records: list[dict], context: dict) -> Finding | None:
 
 
 def critic_not_optimal(records: list[dict], context: dict) -> Finding | None:
-    """The doctor's probes: extra critic steps raise the Wasserstein estimate by >= 50% of
-    itself and by >= 10% of the run's early scale (near convergence the estimate is ~0, and a
-    large relative rise of a tiny number means nothing)."""
-    probes = [r for r in records if r.get("kind") == "probe"]
+    """The doctor's probes: extra critic steps at least double the Wasserstein estimate
+    (healthy default runs show sustained gains of 0.5-0.6 in their first half, so a
+    critic that merely lags a little is not a finding) and by >= 10% of the run's early scale (near convergence the estimate is ~0, and a
+    large relative rise of a tiny number means nothing), after the first fifth of the run: in
+    the opening steps every critic is still catching up with the data."""
+    opening = 0.2 * (context.get("steps") or 0)
+    probes = [r for r in records if r.get("kind") == "probe" and r["step"] >= opening]
     scale = _early(_train(records), "w_estimate", how=lambda v: max(abs(x) for x in v))
     if not scale:
         return None
-    row = _sustained(probes, lambda r: r["critic_gain"] >= 0.5 and r["w_after"] - r["w_before"] >= 0.1 * scale)
+    row = _sustained(probes, lambda r: r["critic_gain"] >= 1.0 and r["w_after"] - r["w_before"] >= 0.1 * scale)
     if row is None:
         return None
     return Finding("critic_not_optimal", row["step"], WARNING, "the critic is far from optimal",
@@ -290,23 +293,30 @@ PROBE_STEPS = 5
 def probe_critic(trainer, steps: int = PROBE_STEPS, seed: int = 0) -> dict:
     """Trains a copy of the critic ``steps`` more steps (its own RNG, the run untouched) and
     returns the held-out Wasserstein estimate before and after, and the relative gain."""
-    critic = copy.deepcopy(trainer.critic)
+    from wganlab.trainer import build_critic
+
+    # A fresh critic with the run's weights, not a deepcopy: under torchrun a deepcopy would
+    # carry DDP's gradient hooks into the probe and corrupt the run's next all-reduce.
+    critic = build_critic(trainer.config, trainer.dataset.shape).to(trainer.device)
+    critic.load_state_dict(trainer.critic.state_dict())
     optimizer = type(trainer.opt_d)(critic.parameters(), **trainer.opt_d.defaults)
-    optimizer.load_state_dict(trainer.opt_d.state_dict())
+    # a deep copy: load_state_dict keeps the saved moment tensors themselves, so the probe's
+    # steps would otherwise move the run's own Adam moments
+    optimizer.load_state_dict(copy.deepcopy(trainer.opt_d.state_dict()))
     rng = torch.Generator().manual_seed(seed)
     batch = trainer.config.batch_size
 
-    with torch.no_grad():
-        held_fake = trainer.generator(trainer.held_z)
+    # eval-mode samples (trainer._generate): a BatchNorm generator's running statistics stay the run's
+    held_fake = trainer._generate(trainer.held_z)
 
-        def estimate():
-            return float(critic(trainer.held_real).mean() - critic(held_fake).mean())
+    @torch.no_grad()
+    def estimate():
+        return float(critic(trainer.held_real).mean() - critic(held_fake).mean())
 
-        before = estimate()
+    before = estimate()
     for _ in range(steps):
         real = trainer.dataset.sample(batch, generator=rng).to(trainer.device)
-        with torch.no_grad():
-            fake = trainer.generator(torch.randn(batch, trainer.config.latent_dim, generator=rng).to(trainer.device))
+        fake = trainer._generate(torch.randn(batch, trainer.config.latent_dim, generator=rng).to(trainer.device))
         scores = critic(torch.cat([real, fake]))
         loss = trainer.objective.critic(scores[:batch], scores[batch:]).total
         penalty, _ = trainer.constraint.penalty(critic, real, fake, rng)
@@ -314,8 +324,7 @@ def probe_critic(trainer, steps: int = PROBE_STEPS, seed: int = 0) -> dict:
         (loss + penalty).backward()
         optimizer.step()
         trainer.constraint.project(critic)
-    with torch.no_grad():
-        after = estimate()
+    after = estimate()
     gain = (after - before) / max(abs(after), 1e-8)
     return {"w_before": before, "w_after": after, "critic_gain": gain}
 
