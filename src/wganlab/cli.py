@@ -45,6 +45,7 @@ _TRAIN_FLAGS = {
     "radius": (float, "ring radius (ring8)"),
     "sigma": (float, "mixture component standard deviation / swiss roll noise"),
     "spacing": (float, "grid spacing (grid25)"),
+    "precision": (str, "fp32 | bf16 (bf16 autocast of the nets, losses and penalty norms in fp32)"),
 }
 
 

@@ -22,6 +22,7 @@ from wganlab.data.toy import TOY_DATASETS
 from wganlab.objectives import OBJECTIVES
 
 OPTIMIZERS = ("adam", "rmsprop")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -68,6 +69,7 @@ class TrainConfig:
     eval_every: int = 1000  # 0: evaluate only at the end
     eval_samples: int = 2500
     w1_samples: int = 2000
+    precision: str = "fp32"  # "bf16": autocast the nets' matmuls to bfloat16 (CPU and GPU), losses and penalty norms in fp32
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -173,6 +175,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check_choice("constraint", config.constraint, CONSTRAINTS)
     _check_choice("optimizer", config.optimizer, OPTIMIZERS)
     _check_choice("data", config.data, TOY_DATASETS)
+    _check_choice("precision", config.precision, PRECISIONS)
     for key, value in asdict(config).items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key} must be finite, got {value}")
