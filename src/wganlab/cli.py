@@ -1,5 +1,5 @@
-"""Command line: ``wganlab train | sample | eval | presets | compare | doctor | experiment | data fetch |
-evalnet train``.
+"""Command line: ``wganlab train | sample | eval | presets | compare | doctor | sweep | experiment |
+data fetch | evalnet train``.
 
 Every error a user can cause ends in one line on stderr naming the problem and the fix,
 and exit status 2; nothing is written before the config and the inputs are checked.
@@ -54,6 +54,7 @@ _TRAIN_FLAGS = {
     "data_dir": (str, "folder of the MNIST IDX files (default $WGANLAB_MNIST_DIR or ~/.cache/wganlab/mnist)"),
     "net": (str, "auto | mlp | conv (auto: conv for 28x28 images)"),
     "critic_norm": (str, "conv critic normalisation: none | layer"),
+    "precision": (str, "fp32 | bf16 (bf16 autocast of the nets, losses and penalty norms in fp32)"),
 }
 
 
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_experiment_parser(sub)
     _add_image_commands(sub)
     _add_doctor_parser(sub)
+    _add_sweep_parser(sub)
     return parser
 
 
@@ -250,6 +252,48 @@ def _doctor(args) -> int:
     if not findings and not args.json:
         steps = max(r.get("step", 0) for r in records)
         print(f"no findings: none of the doctor's detectors held over {steps} steps of {run.path}")
+    return 0
+
+
+def _add_sweep_parser(sub) -> None:
+    sweep = sub.add_parser("sweep", help="train seeds x hyperparameters as stacked runs in one process")
+    sweep.add_argument("--preset", help=f"one of: {', '.join(PRESETS)} (default wgan-gp-2d)")
+    sweep.add_argument("--config", metavar="FILE.toml", help="a TOML file of config keys")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key")
+    for key, (kind, text) in _TRAIN_FLAGS.items():
+        if key != "seed":
+            sweep.add_argument("--" + key.replace("_", "-"), dest=key, type=kind, default=None, help=text)
+    sweep.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of every grid point (default 0)")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                       help="values of a config key to cross with the others (repeatable)")
+    sweep.add_argument("--out", help="also write the rows to this .json file")
+
+
+def _sweep(args) -> int:
+    from wganlab.sweep import parse_grid, run_sweep
+
+    overrides = {key: getattr(args, key) for key in _TRAIN_FLAGS if key != "seed"}
+    overrides.update(_parse_set(args.set))
+    base = resolve(args.preset, overrides, args.config)
+    grid = parse_grid(args.grid)
+    out = Path(args.out) if args.out else None
+    if out is not None and out.suffix != ".json":
+        raise UsageError(f"--out must name a .json file, got {out}")
+    rows = run_sweep(base, seeds=args.seeds, grid=grid)
+    keys = ["seed", *grid]
+    print("| " + " | ".join(keys) + " | modes | high quality % | reverse KL | W1 | W estimate |")
+    print("|" + "---|" * (len(keys) + 5))
+    for row in rows:
+        def number(value, digits=3):
+            return "n/a" if value is None else f"{value:.{digits}f}"
+        hq = row["high_quality_fraction"]
+        print("| " + " | ".join(str(row.get(k, "")) if k == "seed" else f"{row[k]:g}" for k in keys)
+              + f" | {row['modes_captured']}/{row.get('n_modes', '?')} | {number(hq and 100 * hq, 1)} | "
+              + f"{number(row['reverse_kl'])} | {number(row['w1'])} | {number(row['w_estimate'])} |")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(rows, indent=2))
+        print(f"wrote {len(rows)} rows to {out}")
     return 0
 
 
@@ -413,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     from wganlab.trainer import CheckpointMismatchError, NonFiniteError
 
     commands = {"train": _train, "sample": _sample, "eval": _eval, "presets": _presets, "compare": _compare,
-                "doctor": _doctor, "experiment": _experiment, "data": _data, "evalnet": _evalnet}
+                "doctor": _doctor, "sweep": _sweep, "experiment": _experiment, "data": _data, "evalnet": _evalnet}
     try:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)

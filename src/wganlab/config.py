@@ -27,6 +27,7 @@ ON_NONFINITE = ("rollback", "stop")
 LOGGERS = ("both", "jsonl", "tensorboard")
 NETS = ("auto", "mlp", "conv")
 CRITIC_NORMS = ("none", "layer", "batch")  # batch: only without an input-gradient penalty, MLP critic only
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -87,10 +88,9 @@ class TrainConfig:
     on_nonfinite: str = "rollback"  # rollback: to the last good state with halved lrs; stop: end the run
     max_rollbacks: int = 3  # rollbacks allowed before the run stops
     ddp_static_graph: bool = False  # DDP(static_graph=True); refused with a penalty (it skips the all-reduce)
-
-
     logger: str = "both"  # where training statistics go: jsonl (metrics.jsonl), tensorboard, or both
     held_out: int = 1024  # fixed held-out batch of the critic's Wasserstein estimate at each log line
+    precision: str = "fp32"  # "bf16": autocast the nets' matmuls to bfloat16 (CPU and GPU), losses and penalty norms in fp32
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -206,6 +206,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check_choice("update_rule", config.update_rule, UPDATE_RULES)
     _check_choice("critic_norm", config.critic_norm, CRITIC_NORMS)
     _refuse_batch_norm_with_penalty(config)
+    _check_choice("precision", config.precision, PRECISIONS)
     for key, value in asdict(config).items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key} must be finite, got {value}")

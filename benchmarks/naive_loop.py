@@ -1,0 +1,137 @@
+"""The WGAN-GP training loop as popular per-model example repositories write it.
+
+Written by us, for the same nets, batch and hyperparameters as ``wganlab``'s trainer, so that
+``benchmarks/speed.py`` compares loops and not models. The habits it keeps on purpose:
+
+* ``.item()`` on every loss of every step, appended to Python lists for logging;
+* separate critic forwards for the real batch, the fake batch and the interpolates;
+* the fake batch made with a graph and then ``.detach()``-ed, a fresh noise tensor each step;
+* ``zero_grad()`` that fills the old gradients with zeros (``set_to_none=False``);
+* ``requires_grad`` toggled parameter by parameter around the generator step;
+* the optimisers' default single-tensor implementation on the CPU;
+* the gradient norm with ``grads.norm(2, dim=1)``, no epsilon.
+
+It draws the real data, the noise and the interpolation weights from one seeded stream in the
+same order as ``wganlab.trainer.Trainer`` and builds the nets under the same seed, so that the
+same seed gives the same losses (``tests/test_speed.py`` checks it): the two loops compute the
+same mathematics and differ only in how.
+
+    python benchmarks/naive_loop.py --preset wgan-gp --steps 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch import autograd
+
+from wganlab.config import TrainConfig, resolve
+from wganlab.data.toy import make_toy
+from wganlab.nets import mlp_critic, mlp_generator
+
+
+class NaiveWGANGP:
+    """WGAN-GP on a built-in toy distribution, the way example repositories write it.
+
+    Args:
+        config: a resolved config; uses latent_dim, hidden, depth, data, batch_size, n_critic,
+            gp_weight, lr_g, lr_d, beta1, beta2 and seed (no EMA, no learning-rate decay).
+        generator, critic: optional nets to train instead of the MLPs (the conv benchmark).
+        sample_real: optional ``(n, rng) -> (n, ...)`` real batch sampler instead of the toy data.
+    """
+
+    def __init__(self, config: TrainConfig, generator=None, critic=None, sample_real=None):
+        self.config = config
+        torch.manual_seed(config.seed)
+        self.dataset = None
+        if sample_real is None:
+            self.dataset = make_toy(config.data, radius=config.radius, sigma=config.sigma, spacing=config.spacing)
+            sample_real = lambda n, rng: self.dataset.sample(n, generator=rng)  # noqa: E731
+        self.sample_real = sample_real
+        dim = self.dataset.dim if self.dataset is not None else None
+        self.G = generator if generator is not None else mlp_generator(config.latent_dim, dim, config.hidden,
+                                                                          config.depth)
+        self.D = critic if critic is not None else mlp_critic(dim, config.hidden, config.depth)
+        self.optimizerG = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
+        self.optimizerD = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
+        self.rng = torch.Generator().manual_seed(config.seed)
+        self.d_costs: list[float] = []
+        self.w_distances: list[float] = []
+        self.gradient_penalties: list[float] = []
+        self.g_costs: list[float] = []
+
+    def calc_gradient_penalty(self, real_data, fake_data):
+        alpha = torch.rand(real_data.shape[0], *([1] * (real_data.dim() - 1)), generator=self.rng)
+        interpolates = alpha * real_data + (1 - alpha) * fake_data
+        interpolates.requires_grad_(True)
+        disc_interpolates = self.D(interpolates)
+        gradients = autograd.grad(outputs=disc_interpolates, inputs=interpolates,
+                                  grad_outputs=torch.ones(disc_interpolates.size()),
+                                  create_graph=True, retain_graph=True, only_inputs=True)[0]
+        gradients = gradients.view(gradients.size(0), -1)
+        return ((gradients.norm(2, dim=1) - 1) ** 2).mean() * self.config.gp_weight
+
+    def train_step(self) -> None:
+        """One generator iteration: n_critic critic updates, then one generator update."""
+        config = self.config
+        for p in self.D.parameters():
+            p.requires_grad = True
+        for _ in range(config.n_critic):
+            real_data = self.sample_real(config.batch_size, self.rng)
+            self.D.zero_grad(set_to_none=False)
+            D_real = self.D(real_data).mean()
+            noise = torch.randn(config.batch_size, config.latent_dim, generator=self.rng)
+            fake = self.G(noise).detach()
+            D_fake = self.D(fake).mean()
+            gradient_penalty = self.calc_gradient_penalty(real_data, fake)
+            D_cost = D_fake - D_real + gradient_penalty
+            D_cost.backward()
+            self.optimizerD.step()
+            Wasserstein_D = D_real - D_fake
+            self.d_costs.append((D_fake - D_real).item())
+            self.w_distances.append(Wasserstein_D.item())
+            self.gradient_penalties.append(gradient_penalty.item())
+        for p in self.D.parameters():
+            p.requires_grad = False
+        self.G.zero_grad(set_to_none=False)
+        noise = torch.randn(config.batch_size, config.latent_dim, generator=self.rng)
+        fake = self.G(noise)
+        G_cost = -self.D(fake).mean()
+        G_cost.backward()
+        self.optimizerG.step()
+        self.g_costs.append(G_cost.item())
+
+    def train(self, steps: int) -> None:
+        for iteration in range(steps):
+            self.train_step()
+            if iteration % 100 == 99:
+                print(f"iter {iteration + 1}: D {self.d_costs[-1]:.4f} G {self.g_costs[-1]:.4f} "
+                      f"W {self.w_distances[-1]:.4f}")
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
+        self.G.eval()
+        try:
+            return self.G(torch.randn(n, self.config.latent_dim, generator=torch.Generator().manual_seed(seed)))
+        finally:
+            self.G.train()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="wgan-gp")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    loop = NaiveWGANGP(resolve(args.preset, {"seed": args.seed}))
+    started = time.perf_counter()
+    loop.train(args.steps)
+    elapsed = time.perf_counter() - started
+    print(f"{args.steps} generator steps in {elapsed:.2f} s: {args.steps / elapsed:.2f} steps/s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
