@@ -503,6 +503,7 @@ class Trainer:
         real-fake interpolates (the share above 1.5 shows a Lipschitz violation)."""
         from wganlab.constraints import critic_input_gradient_norms
 
+        n = min(n, len(self.held_real))  # config.held_out may be smaller
         real = self.held_real[:n]
         fake = self._generate(self.held_z[:n])
         stats = {
