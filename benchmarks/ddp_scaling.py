@@ -4,7 +4,7 @@ Each configuration is a real ``torchrun -m wganlab train`` run; the figure is ge
 steps per second of the training loop (the run's own clock, without start-up), and samples
 per second through the critic (global batch x n_critic x steps / s).
 
-    python benchmarks/ddp_scaling.py [--procs 1 2] [--steps 60] [--hidden 512] [--batch 256]
+    python benchmarks/ddp_scaling.py [--procs 1 2] [--steps 60] [--hidden 512] [--batch 256] [--device cuda]
 
 Two scalings are measured: strong (the global batch is fixed and split over the ranks) and
 weak (each rank keeps the full batch, so the global batch grows with the ranks).
@@ -28,14 +28,15 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run(procs: int, global_batch: int, steps: int, hidden: int, threads: int) -> float:
+def run(procs: int, global_batch: int, steps: int, hidden: int, threads: int, device: str = "cpu") -> float:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", f"--nproc_per_node={procs}",
                    "--master_addr=127.0.0.1", f"--master_port={_free_port()}", "-m", "wganlab", "train",
                    "--preset", "wgan-gp", "--hidden", str(hidden), "--batch-size", str(global_batch),
                    "--steps", str(steps), "--log-every", str(steps), "--eval-every", "0", "--eval-samples", "500",
-                   "--w1-samples", "200", "--threads", str(threads), "--no-progress", "--out", str(out)]
+                   "--w1-samples", "200", "--threads", str(threads), "--device", device, "--no-doctor",
+                   "--logger", "jsonl", "--no-progress", "--out", str(out)]
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), GLOO_SOCKET_IFNAME="lo")
         subprocess.run(command, check=True, capture_output=True, env=env, timeout=3600)
         records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -49,6 +50,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda: one GPU per rank (NCCL)")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     n_critic = 5
@@ -59,7 +61,7 @@ def main() -> None:
         for procs in args.procs:
             threads = max(1, cores // procs)
             batch = args.batch if scaling == "strong" else args.batch * procs
-            rate = run(procs, batch, args.steps, args.hidden, threads)
+            rate = run(procs, batch, args.steps, args.hidden, threads, args.device)
             samples = rate * batch * n_critic
             base = base or samples
             print(f"{scaling:8s} {procs:5d} {threads:7d} {batch:6d} {rate:8.2f} {samples:10.0f} {samples / base:6.2f}x",
