@@ -201,8 +201,8 @@ def test_mnist_modes(quick):
     # NS-GAN with lr_g = 10 lr_d: every sample is called one digit (KL = log 10)
     assert collapsing["class_kl"] == pytest.approx(math.log(10), abs=0.05)
     assert collapsing["classes_above_2pct"] <= 2
-    # WGAN-GP after 250 steps: every digit, near-uniform
-    assert 0.05 < wgan["class_kl"] < 0.5 and wgan["classes_above_2pct"] >= 9
+    # WGAN-GP after 200 steps: every digit, near-uniform
+    assert 0.15 < wgan["class_kl"] < 0.4 and wgan["classes_above_2pct"] >= 9  # measured 0.263, 10
     # the collapse is of the samples themselves, not of the classifier's reading: their spread
     # across z is a fraction of WGAN-GP's, and their FID is several times worse
     assert collapsing["sample_spread"] < 0.5 * wgan["sample_spread"]
