@@ -11,6 +11,7 @@ import math
 import pytest
 
 from wganlab.cli import main
+from wganlab.data.mnist import mnist_available
 from wganlab.experiments import EXPERIMENTS, run_all, run_experiment, write_report
 from wganlab.experiments.base import spearman
 
@@ -71,7 +72,7 @@ def test_cli_lists_runs_and_refuses(tmp_path, capsys):
     listed = capsys.readouterr().out
     for name in EXPERIMENTS:
         assert name in listed
-    assert "mnist-modes" not in EXPERIMENTS  # needs the image pipeline; added at its merge
+    assert "mnist-modes" in EXPERIMENTS
     assert main(["experiment", "no-such-thing"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bilinear-game" in err[0]
@@ -82,9 +83,12 @@ def test_cli_lists_runs_and_refuses(tmp_path, capsys):
 
 
 def test_all_builds_one_report_with_a_plot_and_a_verdict_per_section(quick, tmp_path):
-    outcomes = [quick(name)[0] for name in EXPERIMENTS]
-    html = write_report(tmp_path, [quick(name)[1] for name in EXPERIMENTS]).read_text()
-    assert html.count("<section id=") == len(EXPERIMENTS) == 7
+    # mnist-modes needs the real digits; without them the report has the other seven
+    names = [name for name in EXPERIMENTS if name != "mnist-modes" or mnist_available()]
+    outcomes = [quick(name)[0] for name in names]
+    html = write_report(tmp_path, [quick(name)[1] for name in names]).read_text()
+    assert len(EXPERIMENTS) == 8
+    assert html.count("<section id=") == len(names) == (8 if mnist_available() else 7)
     for outcome in outcomes:
         section = html[html.index(f"<section id='{outcome['name']}'>"):]
         section = section[:section.index("</section>")]
@@ -186,3 +190,29 @@ def test_sensitivity(quick):
     # 150 steps are too few for any success: the quick grid cannot show the robustness gap
     assert all(t["success_rate"] == 0.0 for t in table.values())
     assert not _checks(outcome)["success rates (max - min) and median/best W1 ratios (max / min) across presets"]["passed"]
+
+
+@pytest.mark.skipif(not mnist_available(), reason="MNIST not fetched: run 'wganlab data fetch mnist'")
+def test_mnist_modes(quick):
+    outcome, folder = quick("mnist-modes")
+    _assert_written(outcome, folder)
+    table = outcome["figures"]["table"]
+    wgan, collapsing = table["wgan-gp"], table["ns-gan, lr_g = 10 lr_d"]
+    # NS-GAN with lr_g = 10 lr_d: every sample is called one digit (KL = log 10)
+    assert collapsing["class_kl"] == pytest.approx(math.log(10), abs=0.05)
+    assert collapsing["classes_above_2pct"] <= 2
+    # WGAN-GP after 200 steps: every digit, near-uniform
+    assert 0.15 < wgan["class_kl"] < 0.4 and wgan["classes_above_2pct"] >= 9  # measured 0.263, 10
+    # the collapse is of the samples themselves, not of the classifier's reading: their spread
+    # across z is a fraction of WGAN-GP's, and their FID is several times worse
+    assert collapsing["sample_spread"] < 0.5 * wgan["sample_spread"]
+    assert collapsing["fid"] > 2 * wgan["fid"]
+    assert outcome["passed"]
+
+
+def test_mnist_modes_without_the_digits_says_how_to_get_them(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WGANLAB_MNIST_DIR", str(tmp_path / "nothing-here"))
+    assert main(["experiment", "mnist-modes", "--quick", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "wganlab data fetch mnist" in err[0]
+    assert not (tmp_path / "out" / "result.json").exists()
