@@ -88,3 +88,7 @@ def test_bad_samples_are_refused(tmp_path):
         load_samples(tmp_path / "junk.npy")
     with pytest.raises(ValueError, match="does not exist"):
         load_samples(tmp_path / "missing.npy")
+    np.savez(tmp_path / "archive.npz", samples=np.zeros((4, 2)))
+    (tmp_path / "archive.npz").rename(tmp_path / "archive.npy")  # an archive under a .npy name
+    with pytest.raises(ValueError, match="is an .npz archive"):
+        load_samples(tmp_path / "archive.npy")

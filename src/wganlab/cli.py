@@ -209,21 +209,12 @@ def _evalnet(args) -> int:
 
 
 def _eval_images(args) -> int:
-    import numpy as np
-
     from wganlab.data.images import make_image_dataset
     from wganlab.image_metrics import evaluate_images
+    from wganlab.metrics import read_npy
 
     dataset = make_image_dataset(args.data, args.data_dir)
-    path = Path(args.samples)
-    if not path.is_file():
-        raise UsageError(f"samples file {path} does not exist")
-    try:
-        samples = np.load(path, allow_pickle=False)
-    except Exception as error:  # numpy raises several types for a damaged file
-        raise UsageError(f"cannot read {path} as a .npy array ({error}); save samples with numpy.save") from None
-    if not isinstance(samples, np.ndarray):
-        raise UsageError(f"{path} is an .npz archive; give one .npy array of samples")
+    samples = read_npy(args.samples)
     result = evaluate_images(samples, dataset, n_reference=args.n_reference, seed=args.seed)
     print(json.dumps(result, indent=2))
     return 0

@@ -105,8 +105,9 @@ def evaluate_toy(samples, dataset, n_real: int = 2000, seed: int = 0) -> dict:
     return result
 
 
-def load_samples(path: str | Path) -> np.ndarray:
-    """Reads an (N, D) ``.npy`` file of samples and refuses anything else with a clear reason."""
+def read_npy(path: str | Path) -> np.ndarray:
+    """One array from a ``.npy`` file of samples (any shape); a missing, damaged or ``.npz`` file
+    is refused with a clear reason."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"samples file {path} does not exist")
@@ -114,6 +115,15 @@ def load_samples(path: str | Path) -> np.ndarray:
         array = np.load(path, allow_pickle=False)
     except Exception as error:  # numpy raises several types for a damaged file
         raise ValueError(f"cannot read {path} as a .npy array ({error}); save samples with numpy.save") from None
+    if not isinstance(array, np.ndarray):
+        array.close()
+        raise ValueError(f"{path} is an .npz archive; give one .npy array of samples")
+    return array
+
+
+def load_samples(path: str | Path) -> np.ndarray:
+    """Reads an (N, D) ``.npy`` file of samples and refuses anything else with a clear reason."""
+    array = read_npy(path)
     if array.ndim != 2:
         raise ValueError(f"{path} holds shape {array.shape}; samples must be (N, D), one point per row")
     if not np.issubdtype(array.dtype, np.number):
