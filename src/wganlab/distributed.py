@@ -55,7 +55,14 @@ def broadcast_from_rank0(value):
     return box[0]
 
 
-def rank() -> int:
+def rank_and_world_size() -> tuple[int, int]:
+    """(rank, world size) of an initialised torch.distributed group, else (0, 1)."""
     import torch.distributed as dist
 
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def rank() -> int:
+    return rank_and_world_size()[0]

@@ -22,6 +22,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from wganlab.config import TrainConfig, validate
 from wganlab.constraints import make_constraint
+from wganlab.distributed import rank_and_world_size
 from wganlab.data import make_dataset
 from wganlab.metrics import evaluate_toy
 from wganlab.nets import (AutoencoderCritic, conv_critic, conv_generator, image_mlp_critic, image_mlp_generator,
@@ -122,13 +123,6 @@ def rank_seed(seed: int, rank: int) -> int:
     return seed + 1_000_033 * rank
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world size) of an initialised torch.distributed group, else (0, 1)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
 def _numpy_state_to_torch(state) -> dict:
     # numpy's MT19937 state as tensors and ints, so a checkpoint loads with weights_only=True
     name, keys, pos, has_gauss, cached = state
@@ -167,7 +161,7 @@ class Trainer:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device cuda was asked for, but torch sees no CUDA GPU; use --device cpu")
 
-        self.rank, self.world_size = _distributed()
+        self.rank, self.world_size = rank_and_world_size()
         if config.batch_size % self.world_size:
             raise ValueError(f"batch_size {config.batch_size} does not split over {self.world_size} processes; "
                              f"give a multiple of {self.world_size}")

@@ -41,6 +41,19 @@ def loss_and_w1_series(history: list[dict], key: str, quality: str = "w1") -> tu
     return [s for s, _, _ in rows], [v for _, v, _ in rows], [w for _, _, w in rows]
 
 
+def _rank_correlations(names, trainers, losses_of: dict, quality: str):
+    """Spearman(loss, quality) of each preset's logged losses per run: (by seed, series, mean over seeds)."""
+    correlations: dict[str, list[float]] = {}
+    series = {}
+    for (preset, seed), trainer in zip(names, trainers):
+        for key in losses_of[preset]:
+            s, loss, measured = loss_and_w1_series(trainer.history, key, quality=quality)
+            correlations.setdefault(f"{preset} {key}", []).append(spearman(loss, measured))
+            series[f"{preset} {key} seed {seed}"] = {"step": s, "loss": loss, quality: measured}
+    mean_rho = {name: sum(v) / len(v) for name, v in correlations.items()}
+    return correlations, series, mean_rho
+
+
 @register("loss-vs-quality", "Spearman correlation over training between each loss and the exact W1 "
                              "(WGAN, WGAN-GP critics vs GAN losses)")
 def run(quick: bool, out: Path) -> dict:
@@ -53,14 +66,7 @@ def run(quick: bool, out: Path) -> dict:
                for preset, seed in names]
     trainers = train_runs(configs)
 
-    correlations: dict[str, list[float]] = {}
-    series = {}
-    for (preset, seed), trainer in zip(names, trainers):
-        for key in PRESET_LOSSES[preset]:
-            s, loss, w1 = loss_and_w1_series(trainer.history, key)
-            correlations.setdefault(f"{preset} {key}", []).append(spearman(loss, w1))
-            series[f"{preset} {key} seed {seed}"] = {"step": s, "loss": loss, "w1": w1}
-    mean_rho = {name: sum(v) / len(v) for name, v in correlations.items()}
+    correlations, series, mean_rho = _rank_correlations(names, trainers, PRESET_LOSSES, "w1")
     critics = [name for name in mean_rho if name.endswith("w_estimate")]
     wasserstein = min(mean_rho[name] for name in critics)
     gan = max(abs(mean_rho["gan d_loss"]), abs(mean_rho["gan g_loss"]))
@@ -105,14 +111,7 @@ def mnist_part(out: Path, steps: int = 1500, every: int = 100, seeds=(0, 1)) -> 
                                     held_out=256, seed=seed))
                for preset, seed in names]
     trainers = train_runs(configs)
-    correlations: dict[str, list[float]] = {}
-    series = {}
-    for (preset, seed), trainer in zip(names, trainers):
-        for key in MNIST_PRESET_LOSSES[preset]:
-            s, loss, fid = loss_and_w1_series(trainer.history, key, quality="fid")
-            correlations.setdefault(f"{preset} {key}", []).append(spearman(loss, fid))
-            series[f"{preset} {key} seed {seed}"] = {"step": s, "loss": loss, "fid": fid}
-    mean_rho = {name: sum(v) / len(v) for name, v in correlations.items()}
+    correlations, series, mean_rho = _rank_correlations(names, trainers, MNIST_PRESET_LOSSES, "fid")
     critic = mean_rho["wgan-gp-mnist w_estimate"]
     gan = max(abs(mean_rho["ns-gan-mnist d_loss"]), abs(mean_rho["ns-gan-mnist g_loss"]))
     checks = [check("MNIST, wgan-gp-mnist: Spearman(critic estimate, FID), mean over seeds", critic, critic > 0.5,
