@@ -9,7 +9,9 @@ Written by us, for the same nets, batch and hyperparameters as ``wganlab``'s tra
 * ``zero_grad()`` that fills the old gradients with zeros (``set_to_none=False``);
 * ``requires_grad`` toggled parameter by parameter around the generator step;
 * the optimisers' default single-tensor implementation on the CPU;
-* the gradient norm with ``grads.norm(2, dim=1)``, no epsilon.
+* the gradient norm with ``grads.norm(2, dim=1)``, no epsilon;
+* torch's own ``nn.ReLU`` / ``nn.LeakyReLU`` in the critic (wganlab's critics use
+  ``MaskedLeakyReLU``, the same function with a cheaper double backward).
 
 It draws the real data, the noise and the interpolation weights from one seeded stream in the
 same order as ``wganlab.trainer.Trainer`` and builds the nets under the same seed, so that the
@@ -29,7 +31,18 @@ from torch import autograd
 
 from wganlab.config import TrainConfig, resolve
 from wganlab.data.toy import make_toy
-from wganlab.nets import mlp_critic, mlp_generator
+from wganlab.nets import MaskedLeakyReLU, mlp_critic, mlp_generator
+
+
+def with_torch_activations(net: torch.nn.Module) -> torch.nn.Module:
+    """``net`` with each ``MaskedLeakyReLU`` replaced, in place, by the torch module users write."""
+    for name, child in net.named_children():
+        if isinstance(child, MaskedLeakyReLU):
+            slope = child.negative_slope
+            setattr(net, name, torch.nn.LeakyReLU(slope) if slope else torch.nn.ReLU())
+        else:
+            with_torch_activations(child)
+    return net
 
 
 class NaiveWGANGP:
@@ -53,7 +66,7 @@ class NaiveWGANGP:
         dim = self.dataset.dim if self.dataset is not None else None
         self.G = generator if generator is not None else mlp_generator(config.latent_dim, dim, config.hidden,
                                                                           config.depth)
-        self.D = critic if critic is not None else mlp_critic(dim, config.hidden, config.depth)
+        self.D = with_torch_activations(critic if critic is not None else mlp_critic(dim, config.hidden, config.depth))
         self.optimizerG = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
         self.optimizerD = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
         self.rng = torch.Generator().manual_seed(config.seed)

@@ -12,23 +12,24 @@ over repeats. Rows:
 * ``toy512``, ``toy512-bf16``: WGAN-GP, 3x512 MLPs, batch 256, n_critic 5 (``--preset wgan-gp``),
   ``Trainer.train()`` (with its log lines) against ``NaiveWGANGP.train()``;
 * ``toy128``, ``toy128-bf16``: the same with 3x128 MLPs;
-* ``mnist``, ``mnist-bf16``: the WGAN-GP MNIST conv nets (``wganlab.nets.conv_generator(128, 1)``,
-  ``conv_critic(1)``), batch 64, n_critic 5, on random (N, 1, 28, 28) images in [-1, 1]: the
-  trainer's own ``critic_step`` / ``generator_step`` with the conv nets swapped in, since the
-  trainer's image data path is not on this branch;
+* ``mnist``, ``mnist-bf16``: ``--preset wgan-gp-mnist`` (the WGAN-GP MNIST conv nets, n_critic 5)
+  at batch 64 on the MNIST digits (``wganlab data fetch mnist`` first), ``Trainer.train()``
+  against the naive loop with the same conv nets and data;
 * ``sweep32``: ``run_sweep`` of 32 default-preset runs (3x128) against the same 32 runs
   trained one after another by ``Trainer`` (runs per hour; both score each run on 100 samples).
 
-FLOPs of one generator step (n_critic critic steps and a generator step, double backward
-included) are counted with ``torch.utils.flop_counter.FlopCounterMode``; the fraction of peak
-divides FLOPs x steps/s by the best large-matmul rate measured in this process (2048^3, fp32,
+FLOPs of one generator step of each loop (n_critic critic steps and a generator step, double
+backward included) are counted with ``torch.utils.flop_counter.FlopCounterMode``; the fraction of peak
+divides each loop's FLOPs x steps/s by the best large-matmul rate measured in this process (2048^3, fp32,
 or bf16 for the bf16 rows).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,7 +44,8 @@ from naive_loop import NaiveWGANGP  # noqa: E402
 
 from wganlab.config import resolve  # noqa: E402
 from wganlab.nets import conv_critic, conv_generator  # noqa: E402
-from wganlab.trainer import Trainer, _optimizer  # noqa: E402
+from wganlab.data import make_dataset  # noqa: E402
+from wganlab.trainer import Trainer  # noqa: E402
 
 QUIET = dict(eval_every=0, eval_samples=100, w1_samples=100, log_every=50, ema=0.0, lr_decay_fraction=0.0)
 ROWS = ("toy512", "toy512-bf16", "toy128", "toy128-bf16", "mnist", "mnist-bf16", "sweep32")
@@ -95,53 +97,47 @@ def count_flops(step) -> float:
     return float(counter.total)
 
 
-# -- the toy rows ---------------------------------------------------------------------------------
+# -- the timed runs --------------------------------------------------------------------------------
 def toy_config(hidden: int, precision: str, steps: int, device: str):
     return resolve("wgan-gp", dict(QUIET, hidden=hidden, steps=steps, precision=precision, device=device))
 
 
-def time_toy_wganlab(config) -> float:
+def mnist_config(precision: str, steps: int, device: str):
+    """The WGAN-GP MNIST preset (conv nets 64-128-256, n_critic 5) at batch 64."""
+    return resolve("wgan-gp-mnist", dict(QUIET, batch_size=64, held_out=64, steps=steps, precision=precision,
+                                         device=device))
+
+
+def time_wganlab(config) -> float:
+    """Generator steps per second of ``Trainer.train()``, by the loop's own clock (which stops
+    before the final evaluation)."""
     trainer = Trainer(config)
     trainer.train()
     last = [r for r in trainer.history if r["kind"] == "train"][-1]
-    return last["step"] / last["time"]  # the loop's own clock, before the final evaluation
+    return last["step"] / last["time"]
 
 
-def time_naive(loop: NaiveWGANGP, steps: int, device: str) -> float:
-    loop.train_step()  # first-call costs out of the clock, as the trainer's are after construction
+def naive_loop(config) -> NaiveWGANGP:
+    """The naive loop on the config's data and nets (the conv nets for image data)."""
+    if config.net != "conv":
+        return NaiveWGANGP(config)
+    dataset = make_dataset(config)
+    torch.manual_seed(config.seed)
+    return NaiveWGANGP(config, generator=conv_generator(config.latent_dim, dataset.shape[0]),
+                       critic=conv_critic(dataset.shape[0]),
+                       sample_real=lambda n, rng: dataset.sample(n, generator=rng))
+
+
+def time_naive(config, steps: int, device: str) -> float:
+    """Generator steps per second of the naive loop, its first step (Adam's state) included as
+    the trainer's is."""
+    loop = naive_loop(config)
     _sync(device)
     started = time.perf_counter()
     for _ in range(steps):
         loop.train_step()
     _sync(device)
     return steps / (time.perf_counter() - started)
-
-
-# -- the MNIST conv rows ----------------------------------------------------------------------------
-def image_pool(n: int = 2048, seed: int = 1234) -> torch.Tensor:
-    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(seed)) * 2 - 1
-
-
-def mnist_config(precision: str, device: str):
-    return resolve("wgan-gp", dict(QUIET, latent_dim=128, batch_size=64, precision=precision, device=device))
-
-
-def mnist_trainer(config, pool: torch.Tensor) -> Trainer:
-    """The trainer's step functions on the conv nets and random images."""
-    trainer = Trainer(config)
-    torch.manual_seed(config.seed)
-    trainer.generator = conv_generator(config.latent_dim, 1).to(trainer.device)
-    trainer.critic = conv_critic(1).to(trainer.device)
-    trainer.opt_g = _optimizer(config, trainer.generator.parameters(), config.lr_g)
-    trainer.opt_d = _optimizer(config, trainer.critic.parameters(), config.lr_d)
-    trainer._real = lambda n: trainer._to_device(pool[torch.randint(0, len(pool), (n,), generator=trainer.rng)])
-    return trainer
-
-
-def mnist_naive(config, pool: torch.Tensor) -> NaiveWGANGP:
-    torch.manual_seed(config.seed)
-    return NaiveWGANGP(config, generator=conv_generator(config.latent_dim, 1), critic=conv_critic(1),
-                       sample_real=lambda n, rng: pool[torch.randint(0, len(pool), (n,), generator=rng)])
 
 
 def trainer_step(trainer: Trainer):
@@ -152,31 +148,62 @@ def trainer_step(trainer: Trainer):
     return step
 
 
-def time_steps(step, steps: int, device: str) -> float:
-    step()
-    _sync(device)
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
-    return steps / (time.perf_counter() - started)
+def naive_step(config):
+    return naive_loop(config).train_step
 
 
 # -- the sweep row ----------------------------------------------------------------------------------
-def sweep_pair(runs: int, steps: int, device: str) -> tuple[float, float]:
-    """(sequential runs per hour, sweep runs per hour) for ``runs`` default-preset runs."""
+def sweep_runs_per_hour(which: str, runs: int, steps: int, device: str) -> float:
+    """Runs per hour of ``runs`` default-preset runs: one after another by ``Trainer`` ("naive")
+    or stacked by ``run_sweep`` ("wganlab")."""
     from wganlab.sweep import run_sweep
 
     base = resolve(None, dict(eval_every=0, eval_samples=100, w1_samples=100, log_every=50, steps=steps,
                               device=device))
     started = time.perf_counter()
-    run_sweep(base, seeds=list(range(runs)))
-    sweep_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    for seed in range(runs):
-        Trainer(resolve(None, dict(base.to_dict(), seed=seed))).train()
-    sequential_seconds = time.perf_counter() - started
-    return 3600 * runs / sequential_seconds, 3600 * runs / sweep_seconds
+    if which == "wganlab":
+        run_sweep(base, seeds=list(range(runs)))
+    else:
+        for seed in range(runs):
+            Trainer(resolve(None, dict(base.to_dict(), seed=seed))).train()
+    return 3600 * runs / (time.perf_counter() - started)
+
+
+def configs_of(row: str, args) -> tuple:
+    """(wganlab's config, the naive loop's fp32 config) of a toy or MNIST row."""
+    precision = "bf16" if row.endswith("bf16") else "fp32"
+    if row.startswith("toy"):
+        hidden = int(row[3:6])
+        steps = args.toy_steps if hidden == 512 else args.small_toy_steps
+        return (toy_config(hidden, precision, steps, args.device), toy_config(hidden, "fp32", steps, args.device))
+    return (mnist_config(precision, args.mnist_steps, args.device),
+            mnist_config("fp32", args.mnist_steps, args.device))
+
+
+def worker(row: str, which: str, args) -> float:
+    """One timed run in this (fresh) process: steps/s, or runs/h for the sweep row. A one-step
+    run of the same kind first pays the process's first-call costs outside the clock."""
+    if row == "sweep32":
+        sweep_runs_per_hour(which, 2, 1, args.device)
+        return sweep_runs_per_hour(which, 32, args.sweep_steps, args.device)
+    config, plain = configs_of(row, args)
+    if which == "naive":
+        time_naive(resolve(None, dict(plain.to_dict(), steps=1)), 1, args.device)
+        return time_naive(plain, plain.steps, args.device)
+    time_wganlab(resolve(None, dict(config.to_dict(), steps=1)))
+    return time_wganlab(config)
+
+
+def timed_run(row: str, which: str, args) -> float:
+    """``worker`` in a subprocess: each run gets a process of its own, so neither loop inherits
+    the other's allocator state, thread pools or warmed caches."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", which, "--rows", row,
+               "--toy-steps", str(args.toy_steps), "--small-toy-steps", str(args.small_toy_steps), "--mnist-steps", str(args.mnist_steps),
+               "--sweep-steps", str(args.sweep_steps), "--device", args.device, "--threads", str(args.threads)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"the {which} run of {row} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])["rate"]
 
 
 def _stats(values):
@@ -187,14 +214,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--toy-steps", type=int, default=10, help="generator steps per timed toy run")
-    parser.add_argument("--mnist-steps", type=int, default=2)
+    parser.add_argument("--toy-steps", type=int, default=30, help="generator steps per timed 3x512 run")
+    parser.add_argument("--small-toy-steps", type=int, default=150, help="generator steps per timed 3x128 run")
+    parser.add_argument("--mnist-steps", type=int, default=3)
     parser.add_argument("--sweep-steps", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--worker", choices=("naive", "wganlab"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.worker:
+        print(json.dumps({"rate": worker(args.rows[0], args.worker, args)}))
+        return 0
     device = args.device
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}; "
           f"{args.repeats} interleaved repeats per row", flush=True)
@@ -208,41 +240,21 @@ def main(argv=None) -> int:
         for repeat in range(args.repeats):
             # the peak too is re-measured between repeats: the best rate seen is the machine's
             peaks = {dtype: max(peak, matmul_peak(device, dtype)) for dtype, peak in peaks.items()}
-            if row.startswith("toy"):
-                config = toy_config(int(row[3:6]), precision, args.toy_steps, device)
-                plain = toy_config(int(row[3:6]), "fp32", args.toy_steps, device)
-                if flops is None:
-                    probe = Trainer(config)
-                    flops = count_flops(trainer_step(probe))
-                run_naive = lambda: time_naive(NaiveWGANGP(plain), args.toy_steps, device)  # noqa: E731
-                run_fast = lambda: time_toy_wganlab(config)  # noqa: E731
-            elif row.startswith("mnist"):
-                pool = image_pool()
-                config = mnist_config(precision, device)
-                plain = mnist_config("fp32", device)
-                if flops is None:
-                    flops = count_flops(trainer_step(mnist_trainer(config, pool)))
-                run_naive = lambda: time_naive(mnist_naive(plain, pool), args.mnist_steps, device)  # noqa: E731
-                run_fast = lambda: time_steps(trainer_step(mnist_trainer(config, pool)), args.mnist_steps, device)  # noqa: E731
-            else:
-                sequential, swept = sweep_pair(32, args.sweep_steps, device)
-                naive_rates.append(sequential)
-                fast_rates.append(swept)
-                ratios.append(swept / sequential)
-                print(f"  {row} repeat {repeat}: 32 sequential runs {sequential:.0f} runs/h, sweep {swept:.0f} "
-                      f"runs/h, ratio {swept / sequential:.2f}", flush=True)
-                continue
+            if row != "sweep32" and flops is None:  # each loop's FLOPs, once per row
+                config, plain = configs_of(row, args)
+                flops = (count_flops(naive_step(plain)), count_flops(trainer_step(Trainer(config))))
             # the naive loop is always the plain fp32 loop; alternate which goes first
             if repeat % 2 == 0:
-                naive = run_naive()
-                fast = run_fast()
+                naive = timed_run(row, "naive", args)
+                fast = timed_run(row, "wganlab", args)
             else:
-                fast = run_fast()
-                naive = run_naive()
+                fast = timed_run(row, "wganlab", args)
+                naive = timed_run(row, "naive", args)
             naive_rates.append(naive)
             fast_rates.append(fast)
             ratios.append(fast / naive)
-            print(f"  {row} repeat {repeat}: naive {naive:.2f} steps/s, wganlab {fast:.2f} steps/s, "
+            unit = "runs/h" if row == "sweep32" else "steps/s"
+            print(f"  {row} repeat {repeat}: naive {naive:.2f} {unit}, wganlab {fast:.2f} {unit}, "
                   f"ratio {fast / naive:.2f}", flush=True)
         table.append((row, precision, naive_rates, fast_rates, ratios, flops))
     peaks = {dtype: max(peak, matmul_peak(device, dtype)) for dtype, peak in peaks.items()}
@@ -251,7 +263,7 @@ def main(argv=None) -> int:
     print(f"matmul peak (2048^3, best in this process): fp32 {peaks[torch.float32] / 1e9:.1f} GFLOP/s, "
           f"bf16 {peaks[torch.bfloat16] / 1e9:.1f} GFLOP/s")
     print("| row | naive (min / median / max) | wganlab (min / median / max) | ratio (min / median / max) "
-          "| GFLOP per step | % of peak naive / wganlab |")
+          "| GFLOP per step naive / wganlab | % of peak naive / wganlab |")
     print("|---|---|---|---|---|---|")
     for row, precision, naive_rates, fast_rates, ratios, flops in table:
         unit = "runs/h" if row == "sweep32" else "steps/s"
@@ -259,11 +271,13 @@ def main(argv=None) -> int:
         cells = [" / ".join(fmt(v) for v in _stats(x)) for x in (naive_rates, fast_rates)]
         ratio = " / ".join(f"{v:.2f}" for v in _stats(ratios))
         if flops:
-            # the naive loop is fp32: its fraction is of the fp32 peak; wganlab's of its precision's peak
+            # Each loop's own FLOPs (wganlab's critic skips work the naive one does); the naive
+            # loop is fp32, so its fraction is of the fp32 peak, wganlab's of its precision's peak.
+            naive_flops, fast_flops = flops
             peak_fast = peaks[torch.bfloat16 if precision == "bf16" else torch.float32]
-            share = (f"{100 * flops * statistics.median(naive_rates) / peaks[torch.float32]:.0f}% / "
-                     f"{100 * flops * statistics.median(fast_rates) / peak_fast:.0f}%")
-            gflop = f"{flops / 1e9:.2f}"
+            share = (f"{100 * naive_flops * statistics.median(naive_rates) / peaks[torch.float32]:.0f}% / "
+                     f"{100 * fast_flops * statistics.median(fast_rates) / peak_fast:.0f}%")
+            gflop = f"{naive_flops / 1e9:.2f} / {fast_flops / 1e9:.2f}"
         else:
             share, gflop = "-", "-"
         print(f"| {row} | {cells[0]} {unit} | {cells[1]} {unit} | {ratio}x | {gflop} | {share} |")

@@ -55,6 +55,7 @@ _TRAIN_FLAGS = {
     "net": (str, "auto | mlp | conv (auto: conv for 28x28 images)"),
     "critic_norm": (str, "conv critic normalisation: none | layer"),
     "precision": (str, "fp32 | bf16 (bf16 autocast of the nets, losses and penalty norms in fp32)"),
+    "critic_backward": (str, "auto (hand-written critic-step gradients for plain MLP critics) | autograd"),
 }
 
 

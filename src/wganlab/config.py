@@ -28,6 +28,7 @@ LOGGERS = ("both", "jsonl", "tensorboard")
 NETS = ("auto", "mlp", "conv")
 CRITIC_NORMS = ("none", "layer", "batch")  # batch: only without an input-gradient penalty, MLP critic only
 PRECISIONS = ("fp32", "bf16")
+CRITIC_BACKWARDS = ("auto", "autograd")
 
 
 @dataclass
@@ -91,6 +92,9 @@ class TrainConfig:
     logger: str = "both"  # where training statistics go: jsonl (metrics.jsonl), tensorboard, or both
     held_out: int = 1024  # fixed held-out batch of the critic's Wasserstein estimate at each log line
     precision: str = "fp32"  # "bf16": autocast the nets' matmuls to bfloat16 (CPU and GPU), losses and penalty norms in fp32
+    # auto: plain MLP critics take their critic-step gradients from wganlab.critic_gradients
+    # (explicit matmuls, the same mathematics); autograd: always torch.autograd
+    critic_backward: str = "auto"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -207,6 +211,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check_choice("critic_norm", config.critic_norm, CRITIC_NORMS)
     _refuse_batch_norm_with_penalty(config)
     _check_choice("precision", config.precision, PRECISIONS)
+    _check_choice("critic_backward", config.critic_backward, CRITIC_BACKWARDS)
     for key, value in asdict(config).items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key} must be finite, got {value}")

@@ -30,13 +30,30 @@ from torch import nn
 _NORM_EPS = 1e-12
 
 
+def interpolation_weights(real: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """eps ~ U[0, 1], one per sample, shaped (B, 1, 1, ...) to broadcast over ``real``."""
+    eps_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    return torch.rand(eps_shape, generator=generator, dtype=real.dtype).to(real.device)
+
+
 def _interpolate(real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     if real.shape != fake.shape:
         raise ValueError(f"real and fake batches must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
-    # One weight per sample, broadcast over every non-batch dimension (B, 1, 1, ...).
-    eps_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-    eps = torch.rand(eps_shape, generator=generator, dtype=real.dtype).to(real.device)
+    eps = interpolation_weights(real, generator)
     return (eps * real + (1 - eps) * fake).detach().requires_grad_(True)
+
+
+def two_sided_penalty(norms: torch.Tensor, weight) -> torch.Tensor:
+    """WGAN-GP's weight * mean (||g|| - 1)^2 over the last dimension of ``norms``.
+
+    ``weight`` is a float, or (K,) per-run weights for (K, B) norms of K runs.
+    """
+    return weight * (norms - 1).pow(2).mean(dim=-1)
+
+
+def one_sided_penalty(norms: torch.Tensor, weight) -> torch.Tensor:
+    """WGAN-LP's weight * mean max(0, ||g|| - 1)^2 over the last dimension of ``norms``."""
+    return weight * torch.relu(norms - 1).pow(2).mean(dim=-1)
 
 
 def critic_input_gradient_norms(critic: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor,
@@ -67,7 +84,7 @@ def gradient_penalty_and_norms(critic, real: torch.Tensor, fake: torch.Tensor, w
     if weight < 0:
         raise ValueError(f"gradient penalty weight must be >= 0, got {weight}")
     norms = critic_input_gradient_norms(critic, _interpolate(real, fake.detach(), generator))
-    return weight * (norms - 1).pow(2).mean(), norms
+    return two_sided_penalty(norms, weight), norms
 
 
 def one_sided_penalty_and_norms(critic, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0,
@@ -82,7 +99,7 @@ def one_sided_penalty_and_norms(critic, real: torch.Tensor, fake: torch.Tensor, 
     if weight < 0:
         raise ValueError(f"penalty weight must be >= 0, got {weight}")
     norms = critic_input_gradient_norms(critic, _interpolate(real, fake.detach(), generator))
-    return weight * torch.relu(norms - 1).pow(2).mean(), norms
+    return one_sided_penalty(norms, weight), norms
 
 
 def zero_centred_penalty_and_norms(critic, points: torch.Tensor, gamma: float = 10.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,12 +178,16 @@ class Constraint:
         name: registry name.
         penalty: (critic, real, fake, generator) -> (scalar tensor, stats dict of tensors).
         project: critic -> stats dict, run after each critic optimiser step.
+        penalty_of_norms: for penalties at the WGAN-GP interpolates, the same penalty as a
+            function of the (B,) input-gradient norms there -> (scalar, stats); it lets the
+            trainer compute the penalty's gradient by hand (``wganlab.critic_gradients``).
     """
 
     name: str
     penalty: Callable
     project: Callable
     prepare: Callable = lambda critic: critic
+    penalty_of_norms: Callable | None = None
 
 
 def _norm_stats(value: torch.Tensor, norms: torch.Tensor) -> dict:
@@ -195,7 +216,11 @@ def gradient_penalty_constraint(weight: float = 10.0) -> Constraint:
         value, norms = gradient_penalty_and_norms(critic, real, fake, weight, generator)
         return value, _norm_stats(value, norms)
 
-    return Constraint("gradient-penalty", penalty, _no_projection)
+    def of_norms(norms):
+        value = two_sided_penalty(norms, weight)
+        return value, _norm_stats(value, norms)
+
+    return Constraint("gradient-penalty", penalty, _no_projection, penalty_of_norms=of_norms)
 
 
 def one_sided_penalty_constraint(weight: float = 10.0) -> Constraint:
@@ -203,7 +228,11 @@ def one_sided_penalty_constraint(weight: float = 10.0) -> Constraint:
         value, norms = one_sided_penalty_and_norms(critic, real, fake, weight, generator)
         return value, _norm_stats(value, norms)
 
-    return Constraint("lipschitz-penalty", penalty, _no_projection)
+    def of_norms(norms):
+        value = one_sided_penalty(norms, weight)
+        return value, _norm_stats(value, norms)
+
+    return Constraint("lipschitz-penalty", penalty, _no_projection, penalty_of_norms=of_norms)
 
 
 def r1_constraint(gamma: float = 10.0, on_fake: bool = False) -> Constraint:

@@ -1,0 +1,148 @@
+"""A critic step's parameter gradients for plain MLP critics, written out as explicit matmuls.
+
+For a critic that is ``Linear -> MaskedLeakyReLU -> ... -> Linear`` the whole WGAN-GP critic
+step (the losses on real and fake, the input gradient at the interpolates, and the backward
+of the penalty through that gradient) is a handful of batched matmuls. Written by hand
+they come to four per layer instead of autograd's seven: one forward over real, fake and
+interpolates stacked, one backward chain shared by the loss and the input gradient, one
+chain for the penalty's double backward, one weight gradient for all three. Autograd needs
+more because it cannot fuse what it records as separate graphs, and its engine and graph
+building cost as much as the small matmuls of a 3x128 critic. The activation's slope mask
+is piecewise constant, so the input gradient is a linear map of the weights; writing it down
+needs no second-order rule of any op.
+
+Every tensor carries a leading run dimension K: the trainer passes its one critic as K = 1,
+``wganlab.sweep`` passes K stacked critics, and the same code serves both.
+
+Notation, for layers l = 1..L, W_l (K, n_l, n_{l-1}), b_l (K, n_l):
+    forward    a_l = h_{l-1} W_l^T + b_l,  h_l = a_l * s_l,  s_l = 1 where a_l > 0, else slope;
+               the score is a_L.
+    backward   J_L = [dLoss/dscore (real, fake rows); 1 (interpolate rows)],
+               J_{l-1} = (J_l W_l) * s_{l-1}; on the interpolate rows J is the input-gradient
+               chain, and the input gradient is g = J_1 W_1 there.
+    penalty    G = dP/dg, then upwards U_0 = G, U_l = (U_{l-1} W_l^T) * s_l: dP/dW_l = J_l^T U_{l-1}
+               on the interpolate rows (the masks are constants, so the penalty has no bias term).
+    gradients  dW_l = J_l^T H'_{l-1}, H' = h on the real and fake rows and U on the
+               interpolate rows; db_l = the sum of J_l over the real and fake rows.
+The result equals autograd's up to float rounding (``tests/test_critic_gradients.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from wganlab.nets import MaskedLeakyReLU, slope_mask
+
+_NORM_EPS = 1e-12  # as wganlab.constraints: inside the square root, a finite gradient at g = 0
+
+
+@dataclass
+class CriticStep:
+    """What one hand-written critic step computed.
+
+    Attributes:
+        weight_grads, bias_grads: per layer, (K, n_l, n_{l-1}) and (K, n_l).
+        scores: (K, 2B, 1) scores of the real then the fake rows (detached).
+        loss_stats: the ``critic_loss`` function's statistics.
+        penalty_stats: the ``penalty`` function's statistics ({} without a penalty).
+    """
+
+    weight_grads: list[torch.Tensor]
+    bias_grads: list[torch.Tensor]
+    scores: torch.Tensor
+    loss_stats: dict
+    penalty_stats: dict
+
+
+def mlp_layers(critic: nn.Module) -> tuple[list[nn.Linear], list[float]] | None:
+    """(the Linear layers, the activation slopes between them) of a plain MLP critic, else None.
+
+    Plain: an ``nn.Sequential`` of Linear, MaskedLeakyReLU, ..., Linear with one output, no
+    norm layers, no parametrisation (spectral norm) and no hooks on it.
+    """
+    if not isinstance(critic, nn.Sequential) or len(critic) % 2 != 1:
+        return None
+    modules = list(critic)
+    layers, slopes = modules[0::2], modules[1::2]
+    if not all(type(layer) is nn.Linear and layer.bias is not None for layer in layers):
+        return None
+    if not all(type(act) is MaskedLeakyReLU for act in slopes) or layers[-1].out_features != 1:
+        return None
+    if any(getattr(m, "parametrizations", None) or m._forward_hooks or m._forward_pre_hooks
+           or m._backward_hooks for m in [critic, *modules]):
+        return None
+    return layers, [act.negative_slope for act in slopes]
+
+
+def mlp_forward(weights, biases, slopes, x: torch.Tensor):
+    """Scores (K, R, 1) of x (K, R, n_0), the inputs h_0..h_{L-1} of each layer and the masks s_1..s_{L-1}."""
+    inputs, masks = [x], []
+    h = x
+    for index, (weight, bias) in enumerate(zip(weights, biases)):
+        a = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+        if index == len(weights) - 1:
+            return a, inputs, masks
+        mask = slope_mask(a, slopes[index])
+        h = a.mul_(mask)
+        inputs.append(h)
+        masks.append(mask)
+    raise ValueError("an MLP needs at least one layer")
+
+
+def critic_step_gradients(weights: list[torch.Tensor], biases: list[torch.Tensor], slopes: list[float],
+                          real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None,
+                          critic_loss: Callable, penalty: Callable | None) -> CriticStep:
+    """Parameter gradients of critic_loss(real, fake) + penalty(input gradients at interpolates).
+
+    Args:
+        weights, biases, slopes: the layers (see :func:`mlp_layers`), weights (K, n_l, n_{l-1}),
+            biases (K, n_l).
+        real, fake: (K, B, n_0) batches.
+        eps: (K, B, 1) interpolation weights, x_hat = eps real + (1 - eps) fake; None without
+            a penalty.
+        critic_loss: (real scores (K, B, 1), fake scores (K, B, 1)) -> (scalar to minimise,
+            stats); the sum of the runs' losses when K > 1.
+        penalty: (gradient norms (K, B)) -> (scalar to add, stats); None without a penalty.
+    """
+    batch = real.shape[1]
+    penalised = eps is not None and penalty is not None
+    rows = [real, fake]
+    if penalised:
+        rows.append(eps * real + (1 - eps) * fake)
+    scores, inputs, masks = mlp_forward(weights, biases, slopes, torch.cat(rows, dim=1))
+
+    # dLoss/dscore from the objective itself, through autograd on the (K, 2B, 1) scores only
+    loss_scores = scores[:, :2 * batch].detach().requires_grad_(True)
+    with torch.enable_grad():
+        loss, loss_stats = critic_loss(loss_scores[:, :batch], loss_scores[:, batch:])
+        (score_grad,) = torch.autograd.grad(loss, loss_scores)
+    if penalised:
+        score_grad = torch.cat([score_grad, torch.ones_like(score_grad[:, :batch])], dim=1)
+
+    # downwards: J_l for l = L..1, shared by the loss's backward and the input-gradient chain
+    chain = [score_grad]
+    for index in range(len(weights) - 1, 0, -1):
+        chain.append(torch.bmm(chain[-1], weights[index]).mul_(masks[index - 1]))
+    chain.reverse()  # chain[l] = J_{l+1}
+
+    penalty_stats: dict = {}
+    if penalised:
+        input_grad = torch.bmm(chain[0][:, 2 * batch:], weights[0])
+        with torch.enable_grad():
+            input_grad.requires_grad_(True)
+            norms = torch.sqrt(input_grad.pow(2).sum(dim=2) + _NORM_EPS)
+            value, penalty_stats = penalty(norms)
+            (upward,) = torch.autograd.grad(value, input_grad)
+        # upwards: U_l on the interpolate rows replaces h_l there (h of the interpolates is spent)
+        inputs[0][:, 2 * batch:] = upward  # inputs[0] is the concatenation made above
+        for index in range(1, len(weights)):
+            upward = torch.bmm(upward, weights[index - 1].transpose(1, 2)).mul_(masks[index - 1][:, 2 * batch:])
+            inputs[index][:, 2 * batch:] = upward
+
+    weight_grads = [torch.bmm(j.transpose(1, 2), h) for j, h in zip(chain, inputs)]
+    bias_grads = [j[:, :2 * batch].sum(dim=1) for j in chain]
+    return CriticStep(weight_grads, bias_grads, scores[:, :2 * batch].detach(), loss_stats, penalty_stats)
