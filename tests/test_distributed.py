@@ -1,6 +1,5 @@
 """torchrun data parallelism: two gloo ranks equal one process on the concatenated batch."""
 
-import shutil
 import socket
 import subprocess
 import sys

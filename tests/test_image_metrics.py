@@ -4,7 +4,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch.testing import assert_close
 
 from wganlab.data.images import StackedMnist, mnist_dataset
 from wganlab.data.mnist import mnist_available

@@ -1,7 +1,6 @@
 """Exact resume, atomic checkpoints under kills, signals, the NaN guard, hostile input."""
 
 import json
-import os
 import random
 import signal
 import subprocess

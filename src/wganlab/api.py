@@ -182,7 +182,6 @@ class Run:
 def _as_dataset(data):
     """None, a built-in name, an (N, D) array/tensor, or a dataset object -> (dataset or None, name)."""
     from wganlab.data.array import ArrayDataset
-    from wganlab.data.toy import make_toy
 
     if data is None or isinstance(data, str):
         return None, data
