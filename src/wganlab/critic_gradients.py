@@ -93,6 +93,11 @@ def mlp_forward(weights, biases, slopes, x: torch.Tensor):
     raise ValueError("an MLP needs at least one layer")
 
 
+def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    # (K, R, 1) x (K, 1, n), the score layer's outer product, is faster as a broadcast product
+    return a * b if a.shape[-1] == 1 else torch.bmm(a, b)
+
+
 def critic_step_gradients(weights: list[torch.Tensor], biases: list[torch.Tensor], slopes: list[float],
                           real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None,
                           critic_loss: Callable, penalty: Callable | None) -> CriticStep:
@@ -126,7 +131,7 @@ def critic_step_gradients(weights: list[torch.Tensor], biases: list[torch.Tensor
     # downwards: J_l for l = L..1, shared by the loss's backward and the input-gradient chain
     chain = [score_grad]
     for index in range(len(weights) - 1, 0, -1):
-        chain.append(torch.bmm(chain[-1], weights[index]).mul_(masks[index - 1]))
+        chain.append(_matmul(chain[-1], weights[index]).mul_(masks[index - 1]))
     chain.reverse()  # chain[l] = J_{l+1}
 
     penalty_stats: dict = {}

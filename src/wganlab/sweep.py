@@ -34,6 +34,8 @@ import torch
 from torch.func import functional_call, grad, stack_module_state, vmap
 
 from wganlab.config import ConfigError, TrainConfig, from_dict
+from wganlab.constraints import two_sided_penalty
+from wganlab.critic_gradients import critic_step_gradients, mlp_layers
 from wganlab.data.toy import make_toy
 from wganlab.metrics import evaluate_toy
 from wganlab.objectives import get_objective
@@ -113,7 +115,9 @@ class _Adam:
 
 
 def _train_group(configs: list[TrainConfig], keep_history: bool) -> list[dict]:
-    from wganlab.trainer import build_critic, build_generator  # the trainer's nets, built the same way
+    from wganlab.trainer import build_critic, build_generator, keep_freed_memory_for_reuse  # as the trainer
+
+    keep_freed_memory_for_reuse()
 
     first = configs[0]
     _check_supported(first)
@@ -176,6 +180,30 @@ def _train_group(configs: list[TrainConfig], keep_history: bool) -> list[dict]:
 
     generate_all = vmap(generate)
     critic_grads = vmap(grad(critic_loss, has_aux=True))
+    plain_mlp = mlp_layers(critics[0])
+    if plain_mlp is not None and first.critic_backward == "auto":
+        # The trainer's hand-written critic step over all K runs at once (batched matmuls).
+        layer_names = [name for name, _ in critics[0].named_children()][0::2]
+        slopes = plain_mlp[1]
+        losses_per_run = vmap(lambda r, f: tuple(objective.critic(r, f)))
+
+        def stacked_critic_loss(real_scores, fake_scores):
+            total, real_part, fake_part = losses_per_run(real_scores, fake_scores)
+            return total.sum(), {"d_loss": total, "d_real": real_part, "d_fake": fake_part}
+
+        def stacked_penalty(norms):
+            values = two_sided_penalty(norms, gp_weight)
+            return values.sum(), {"penalty": values, "gp_grad_norm": norms.mean(dim=1)}
+
+        def critic_grads(params, real, fake, eps, weight):  # noqa: F811 -- the hand-written form of the above
+            step = critic_step_gradients([params[f"{n}.weight"] for n in layer_names],
+                                         [params[f"{n}.bias"] for n in layer_names], slopes, real, fake,
+                                         eps if with_penalty else None, stacked_critic_loss,
+                                         stacked_penalty if with_penalty else None)
+            grads = {}
+            for name, weight_grad, bias_grad in zip(layer_names, step.weight_grads, step.bias_grads):
+                grads[f"{name}.weight"], grads[f"{name}.bias"] = weight_grad, bias_grad
+            return grads, {**step.loss_stats, **step.penalty_stats}
     generator_grads = vmap(grad(generator_loss, has_aux=True))
 
     histories: list[list[dict]] = [[] for _ in configs]
