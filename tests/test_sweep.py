@@ -53,3 +53,16 @@ def test_cli_sweep_refuses_a_bad_grid_in_one_line():
                             text=True, env=subprocess_env(OMP_NUM_THREADS="1"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["wganlab: error: --grid expects key=v1,v2,..., got 'lr_d'"]
+
+
+@pytest.mark.parametrize("overrides,named", [
+    (dict(constraint="r1"), "constraint"), (dict(update_rule="optimistic"), "update rule"),
+    (dict(objective="began"), "objective"), (dict(optimizer="rmsprop"), "Adam only"),
+])
+def test_a_sweep_refuses_what_its_stacked_loop_does_not_implement(overrides, named):
+    from wganlab.sweep import supports
+
+    config = resolve(None, dict(steps=1, **overrides))
+    assert not supports(config)
+    with pytest.raises(ConfigError, match=named):
+        run_sweep(config, seeds=[0])

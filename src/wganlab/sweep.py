@@ -36,7 +36,7 @@ from torch.func import functional_call, grad, stack_module_state, vmap
 from wganlab.config import ConfigError, TrainConfig, from_dict
 from wganlab.constraints import two_sided_penalty
 from wganlab.critic_gradients import critic_step_gradients, mlp_layers
-from wganlab.data.toy import make_toy
+from wganlab.data.toy import TOY_DATASETS, make_toy
 from wganlab.metrics import evaluate_toy
 from wganlab.objectives import get_objective
 
@@ -76,6 +76,19 @@ def _check_supported(config: TrainConfig) -> None:
                           "set generator_batch_norm=false or use wganlab train")
     if config.precision != "fp32":
         raise ConfigError("sweep runs in fp32 only; drop --precision")
+    # what the stacked loop implements; anything else would be trained as something it is not
+    if config.constraint not in ("none", "gradient-penalty", "clip"):
+        raise ConfigError(f"sweep stacks the constraints none, gradient-penalty and clip, got {config.constraint!r}; "
+                          f"use wganlab train for it")
+    if config.update_rule != "alternating" or config.unroll_steps:
+        raise ConfigError("sweep runs the alternating update rule only; use wganlab train for "
+                          f"update_rule={config.update_rule!r}, unroll_steps={config.unroll_steps}")
+    if get_objective(config.objective).critic_kind != "score" or get_objective(config.objective).equilibrium:
+        raise ConfigError(f"sweep cannot stack the {config.objective!r} objective (a critic with state of its own); "
+                          f"use wganlab train for it")
+    if config.data not in TOY_DATASETS:
+        raise ConfigError(f"sweep trains on the built-in toy data ({', '.join(TOY_DATASETS)}) only, got data {config.data!r}; "
+                          f"use wganlab train for it")
 
 
 def _structure(config: TrainConfig) -> tuple:
@@ -315,7 +328,22 @@ def run_sweep(base: TrainConfig, seeds: Sequence[int] = (0,), grid: dict[str, Se
         ``w_estimate``), ``steps``, ``preset``, ``data``, and ``wall_seconds``: the group's
         loop time divided by its number of runs.
     """
-    configs = sweep_configs(base, seeds, grid)
+    return train_configs(sweep_configs(base, seeds, grid), keep_history=keep_history)
+
+
+def supports(config: TrainConfig) -> bool:
+    """Whether ``run_sweep`` / ``train_configs`` can train this config (Adam, no BatchNorm
+    generator, fp32); the others train with ``Trainer``."""
+    try:
+        _check_supported(config)
+    except ConfigError:
+        return False
+    return True
+
+
+def train_configs(configs: Sequence[TrainConfig], *, keep_history: bool = False) -> list[dict]:
+    """Trains the given configs in one process, stacking those that share shapes and schedule,
+    and returns their rows in order (see :func:`run_sweep` for the rows)."""
     for config in configs:
         _check_supported(config)
     groups: dict[tuple, list[int]] = {}

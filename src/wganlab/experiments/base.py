@@ -203,6 +203,19 @@ def write_report(out: Path, folders: list[Path]) -> Path:
     return path
 
 
+def final_metrics(configs: list) -> list[dict]:
+    """Each config's final metrics (modes_captured, n_modes, high_quality_fraction, w1, ...),
+    in order: the configs ``wganlab.sweep`` supports stacked in one process, the rest by
+    ``Trainer`` one after another."""
+    from wganlab.sweep import supports, train_configs
+
+    stacked = [i for i, config in enumerate(configs) if supports(config)]
+    rows = dict(zip(stacked, train_configs([configs[i] for i in stacked]))) if stacked else {}
+    rest = [i for i in range(len(configs)) if i not in rows]
+    rows.update(zip(rest, (trainer.summary() for trainer in train_runs([configs[i] for i in rest]))))
+    return [rows[i] for i in range(len(configs))]
+
+
 def train_runs(configs: list, callbacks_for=None) -> list:
     """Trains each config in turn and returns the finished Trainers, in order.
 
