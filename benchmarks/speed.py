@@ -16,7 +16,10 @@ over repeats. Rows:
   at batch 64 on the MNIST digits (``wganlab data fetch mnist`` first), ``Trainer.train()``
   against the naive loop with the same conv nets and data;
 * ``sweep32``: ``run_sweep`` of 32 default-preset runs (3x128) against the same 32 runs
-  trained one after another by ``Trainer`` (runs per hour; both score each run on 100 samples).
+  trained one after another by ``Trainer`` (runs per hour; both score each run on 100 samples);
+* ``sweep32-cli``: the same as a user runs them: 32 ``wganlab train --seed i`` processes one
+  after another (each with its run folder and report) against one ``wganlab sweep --seeds 0 ... 31``
+  (``--cli-sweep-steps`` steps each, default 200).
 
 FLOPs of one generator step of each loop (n_critic critic steps and a generator step, double
 backward included) are counted with ``torch.utils.flop_counter.FlopCounterMode``; the fraction of peak
@@ -48,7 +51,7 @@ from wganlab.data import make_dataset  # noqa: E402
 from wganlab.trainer import Trainer  # noqa: E402
 
 QUIET = dict(eval_every=0, eval_samples=100, w1_samples=100, log_every=50, ema=0.0, lr_decay_fraction=0.0)
-ROWS = ("toy512", "toy512-bf16", "toy128", "toy128-bf16", "mnist", "mnist-bf16", "sweep32")
+ROWS = ("toy512", "toy512-bf16", "toy128", "toy128-bf16", "mnist", "mnist-bf16", "sweep32", "sweep32-cli")
 
 
 def _sync(device: str) -> None:
@@ -169,6 +172,25 @@ def sweep_runs_per_hour(which: str, runs: int, steps: int, device: str) -> float
     return 3600 * runs / (time.perf_counter() - started)
 
 
+def cli_runs_per_hour(which: str, runs: int, steps: int) -> float:
+    """Runs per hour of ``runs`` default-preset runs as a user starts them: ``runs`` processes of
+    ``wganlab train --seed i`` one after another ("naive"), or one ``wganlab sweep --seeds ...``."""
+    import tempfile
+
+    wganlab = [sys.executable, "-m", "wganlab"]
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        if which == "wganlab":
+            commands = [wganlab + ["sweep", "--steps", str(steps), "--seeds", *map(str, range(runs)),
+                                   "--out", str(Path(folder) / "sweep.json")]]
+        else:
+            commands = [wganlab + ["train", "--steps", str(steps), "--seed", str(seed), "--no-progress",
+                                   "--out", str(Path(folder) / f"run{seed}")] for seed in range(runs)]
+        for command in commands:
+            subprocess.run(command, check=True, capture_output=True)
+        return 3600 * runs / (time.perf_counter() - started)
+
+
 def configs_of(row: str, args) -> tuple:
     """(wganlab's config, the naive loop's fp32 config) of a toy or MNIST row."""
     precision = "bf16" if row.endswith("bf16") else "fp32"
@@ -183,6 +205,8 @@ def configs_of(row: str, args) -> tuple:
 def worker(row: str, which: str, args) -> float:
     """One timed run in this (fresh) process: steps/s, or runs/h for the sweep row. A one-step
     run of the same kind first pays the process's first-call costs outside the clock."""
+    if row == "sweep32-cli":
+        return cli_runs_per_hour(which, 32, args.cli_sweep_steps)
     if row == "sweep32":
         sweep_runs_per_hour(which, 2, 1, args.device)
         return sweep_runs_per_hour(which, 32, args.sweep_steps, args.device)
@@ -199,7 +223,7 @@ def timed_run(row: str, which: str, args) -> float:
     the other's allocator state, thread pools or warmed caches."""
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", which, "--rows", row,
                "--toy-steps", str(args.toy_steps), "--small-toy-steps", str(args.small_toy_steps), "--mnist-steps", str(args.mnist_steps),
-               "--sweep-steps", str(args.sweep_steps), "--device", args.device, "--threads", str(args.threads)]
+               "--sweep-steps", str(args.sweep_steps), "--cli-sweep-steps", str(args.cli_sweep_steps), "--device", args.device, "--threads", str(args.threads)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"the {which} run of {row} failed:\n{done.stderr[-2000:]}")
@@ -218,6 +242,7 @@ def main(argv=None) -> int:
     parser.add_argument("--small-toy-steps", type=int, default=150, help="generator steps per timed 3x128 run")
     parser.add_argument("--mnist-steps", type=int, default=3)
     parser.add_argument("--sweep-steps", type=int, default=5)
+    parser.add_argument("--cli-sweep-steps", type=int, default=200, help="steps of each run of the sweep32-cli row")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--worker", choices=("naive", "wganlab"), help=argparse.SUPPRESS)
@@ -240,7 +265,7 @@ def main(argv=None) -> int:
         for repeat in range(args.repeats):
             # the peak too is re-measured between repeats: the best rate seen is the machine's
             peaks = {dtype: max(peak, matmul_peak(device, dtype)) for dtype, peak in peaks.items()}
-            if row != "sweep32" and flops is None:  # each loop's FLOPs, once per row
+            if not row.startswith("sweep") and flops is None:  # each loop's FLOPs, once per row
                 config, plain = configs_of(row, args)
                 flops = (count_flops(naive_step(plain)), count_flops(trainer_step(Trainer(config))))
             # the naive loop is always the plain fp32 loop; alternate which goes first
@@ -253,7 +278,7 @@ def main(argv=None) -> int:
             naive_rates.append(naive)
             fast_rates.append(fast)
             ratios.append(fast / naive)
-            unit = "runs/h" if row == "sweep32" else "steps/s"
+            unit = "runs/h" if row.startswith("sweep") else "steps/s"
             print(f"  {row} repeat {repeat}: naive {naive:.2f} {unit}, wganlab {fast:.2f} {unit}, "
                   f"ratio {fast / naive:.2f}", flush=True)
         table.append((row, precision, naive_rates, fast_rates, ratios, flops))
@@ -266,8 +291,8 @@ def main(argv=None) -> int:
           "| GFLOP per step naive / wganlab | % of peak naive / wganlab |")
     print("|---|---|---|---|---|---|")
     for row, precision, naive_rates, fast_rates, ratios, flops in table:
-        unit = "runs/h" if row == "sweep32" else "steps/s"
-        fmt = (lambda v: f"{v:.0f}") if row == "sweep32" else (lambda v: f"{v:.2f}")
+        unit = "runs/h" if row.startswith("sweep") else "steps/s"
+        fmt = (lambda v: f"{v:.0f}") if row.startswith("sweep") else (lambda v: f"{v:.2f}")
         cells = [" / ".join(fmt(v) for v in _stats(x)) for x in (naive_rates, fast_rates)]
         ratio = " / ".join(f"{v:.2f}" for v in _stats(ratios))
         if flops:
