@@ -68,7 +68,13 @@ def critic_input_gradient_norms(critic: Callable[[torch.Tensor], torch.Tensor], 
     """
     scores = critic(points)
     (grad,) = torch.autograd.grad(scores.sum(), points, create_graph=create_graph)
-    return torch.sqrt(grad.flatten(start_dim=1).pow(2).sum(dim=1) + _NORM_EPS)
+    return gradient_norms(grad)
+
+
+def gradient_norms(grad: torch.Tensor, batch_dims: int = 1) -> torch.Tensor:
+    """The L2 norm of each sample's input gradient: (B, ...) -> (B,), or (K, B, ...) -> (K, B)
+    with ``batch_dims = 2`` (K stacked runs)."""
+    return torch.sqrt(grad.flatten(start_dim=batch_dims).pow(2).sum(dim=-1) + _NORM_EPS)
 
 
 def gradient_penalty_and_norms(critic, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0,
@@ -208,31 +214,28 @@ def no_constraint() -> Constraint:
     return Constraint("none", _no_penalty, _no_projection)
 
 
+def _penalty_at_interpolates(name: str, penalty_and_norms, penalty_of, weight: float) -> Constraint:
+    """A penalty at the WGAN-GP interpolates, both as the critic-level function the autograd
+    path calls and as a function of the norms there (``penalty_of_norms``)."""
+    def penalty(critic, real, fake, generator=None):
+        value, norms = penalty_and_norms(critic, real, fake, weight, generator)
+        return value, _norm_stats(value, norms)
+
+    def of_norms(norms):
+        value = penalty_of(norms, weight)
+        return value, _norm_stats(value, norms)
+
+    return Constraint(name, penalty, _no_projection, penalty_of_norms=of_norms)
+
+
 def gradient_penalty_constraint(weight: float = 10.0) -> Constraint:
     if weight < 0:
         raise ValueError(f"gradient penalty weight must be >= 0, got {weight}")
-
-    def penalty(critic, real, fake, generator=None):
-        value, norms = gradient_penalty_and_norms(critic, real, fake, weight, generator)
-        return value, _norm_stats(value, norms)
-
-    def of_norms(norms):
-        value = two_sided_penalty(norms, weight)
-        return value, _norm_stats(value, norms)
-
-    return Constraint("gradient-penalty", penalty, _no_projection, penalty_of_norms=of_norms)
+    return _penalty_at_interpolates("gradient-penalty", gradient_penalty_and_norms, two_sided_penalty, weight)
 
 
 def one_sided_penalty_constraint(weight: float = 10.0) -> Constraint:
-    def penalty(critic, real, fake, generator=None):
-        value, norms = one_sided_penalty_and_norms(critic, real, fake, weight, generator)
-        return value, _norm_stats(value, norms)
-
-    def of_norms(norms):
-        value = one_sided_penalty(norms, weight)
-        return value, _norm_stats(value, norms)
-
-    return Constraint("lipschitz-penalty", penalty, _no_projection, penalty_of_norms=of_norms)
+    return _penalty_at_interpolates("lipschitz-penalty", one_sided_penalty_and_norms, one_sided_penalty, weight)
 
 
 def r1_constraint(gamma: float = 10.0, on_fake: bool = False) -> Constraint:

@@ -35,9 +35,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from wganlab.constraints import gradient_norms
 from wganlab.nets import MaskedLeakyReLU, slope_mask
-
-_NORM_EPS = 1e-12  # as wganlab.constraints: inside the square root, a finite gradient at g = 0
 
 
 @dataclass
@@ -139,7 +138,7 @@ def critic_step_gradients(weights: list[torch.Tensor], biases: list[torch.Tensor
         input_grad = torch.bmm(chain[0][:, 2 * batch:], weights[0])
         with torch.enable_grad():
             input_grad.requires_grad_(True)
-            norms = torch.sqrt(input_grad.pow(2).sum(dim=2) + _NORM_EPS)
+            norms = gradient_norms(input_grad, batch_dims=2)
             value, penalty_stats = penalty(norms)
             (upward,) = torch.autograd.grad(value, input_grad)
         # upwards: U_l on the interpolate rows replaces h_l there (h of the interpolates is spent)

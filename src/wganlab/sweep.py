@@ -34,7 +34,7 @@ import torch
 from torch.func import functional_call, grad, stack_module_state, vmap
 
 from wganlab.config import ConfigError, TrainConfig, from_dict
-from wganlab.constraints import two_sided_penalty
+from wganlab.constraints import gradient_norms, two_sided_penalty
 from wganlab.critic_gradients import critic_step_gradients, mlp_layers
 from wganlab.data.toy import TOY_DATASETS, make_toy
 from wganlab.metrics import evaluate_toy
@@ -44,7 +44,6 @@ from wganlab.objectives import get_objective
 # schedule. Runs that differ in any other key go to separate groups.
 PER_RUN_KEYS = ("seed", "lr_g", "lr_d", "beta1", "beta2", "gp_weight", "clip", "ema")
 _ADAM_EPS = 1e-8  # torch.optim.Adam's default
-_NORM_EPS = 1e-12  # as in wganlab.constraints: keeps the norm's gradient finite at zero
 HELD_OUT = 1024  # as the trainer's held-out batch for the W estimate
 _HELD_OUT_SEED_OFFSET = 1_000_003  # as the trainer
 
@@ -83,7 +82,8 @@ def _check_supported(config: TrainConfig) -> None:
     if config.update_rule != "alternating" or config.unroll_steps:
         raise ConfigError("sweep runs the alternating update rule only; use wganlab train for "
                           f"update_rule={config.update_rule!r}, unroll_steps={config.unroll_steps}")
-    if get_objective(config.objective).critic_kind != "score" or get_objective(config.objective).equilibrium:
+    objective = get_objective(config.objective)
+    if objective.critic_kind != "score" or objective.equilibrium:
         raise ConfigError(f"sweep cannot stack the {config.objective!r} objective (a critic with state of its own); "
                           f"use wganlab train for it")
     if config.data not in TOY_DATASETS:
@@ -181,8 +181,8 @@ def _train_group(configs: list[TrainConfig], keep_history: bool) -> list[dict]:
         if with_penalty:
             points = eps * real + (1 - eps) * fake
             input_grad = grad(lambda x: functional_call(d_template, params, (x,)).sum())(points)
-            norms = torch.sqrt(input_grad.flatten(start_dim=1).pow(2).sum(dim=1) + _NORM_EPS)
-            penalty = weight * (norms - 1).pow(2).mean()
+            norms = gradient_norms(input_grad)
+            penalty = two_sided_penalty(norms, weight)
             total = total + penalty
             stats.update(penalty=penalty, gp_grad_norm=norms.mean())
         return total, stats
@@ -192,7 +192,6 @@ def _train_group(configs: list[TrainConfig], keep_history: bool) -> list[dict]:
         return loss, loss
 
     generate_all = vmap(generate)
-    critic_grads = vmap(grad(critic_loss, has_aux=True))
     plain_mlp = mlp_layers(critics[0])
     if plain_mlp is not None and first.critic_backward == "auto":
         # The trainer's hand-written critic step over all K runs at once (batched matmuls).
@@ -208,7 +207,7 @@ def _train_group(configs: list[TrainConfig], keep_history: bool) -> list[dict]:
             values = two_sided_penalty(norms, gp_weight)
             return values.sum(), {"penalty": values, "gp_grad_norm": norms.mean(dim=1)}
 
-        def critic_grads(params, real, fake, eps, weight):  # noqa: F811 -- the hand-written form of the above
+        def critic_grads(params, real, fake, eps, weight):
             step = critic_step_gradients([params[f"{n}.weight"] for n in layer_names],
                                          [params[f"{n}.bias"] for n in layer_names], slopes, real, fake,
                                          eps if with_penalty else None, stacked_critic_loss,
@@ -217,6 +216,8 @@ def _train_group(configs: list[TrainConfig], keep_history: bool) -> list[dict]:
             for name, weight_grad, bias_grad in zip(layer_names, step.weight_grads, step.bias_grads):
                 grads[f"{name}.weight"], grads[f"{name}.bias"] = weight_grad, bias_grad
             return grads, {**step.loss_stats, **step.penalty_stats}
+    else:
+        critic_grads = vmap(grad(critic_loss, has_aux=True))
     generator_grads = vmap(grad(generator_loss, has_aux=True))
 
     histories: list[list[dict]] = [[] for _ in configs]
@@ -332,8 +333,8 @@ def run_sweep(base: TrainConfig, seeds: Sequence[int] = (0,), grid: dict[str, Se
 
 
 def supports(config: TrainConfig) -> bool:
-    """Whether ``run_sweep`` / ``train_configs`` can train this config (Adam, no BatchNorm
-    generator, fp32); the others train with ``Trainer``."""
+    """Whether ``run_sweep`` / ``train_configs`` can train this config (the conditions of
+    ``_check_supported``); the others train with ``Trainer``."""
     try:
         _check_supported(config)
     except ConfigError:
