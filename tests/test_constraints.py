@@ -177,3 +177,21 @@ def test_spectral_norm_makes_every_layer_and_the_critic_1_lipschitz():
     assert make_constraint("spectral-norm").penalty(critic, points, points)[0] == 0
     with pytest.raises(ValueError, match="no Linear or Conv"):
         spectral_normalize(nn.ReLU())
+
+
+@pytest.mark.parametrize("sides", ["two", "one"])
+def test_closed_form_penalty_gradients_equal_autograds_also_per_run(sides):
+    from wganlab.constraints import (one_sided_penalty, one_sided_penalty_grad, two_sided_penalty,
+                                     two_sided_penalty_grad)
+    value_fn = two_sided_penalty if sides == "two" else one_sided_penalty
+    grad_fn = two_sided_penalty_grad if sides == "two" else one_sided_penalty_grad
+    norms = torch.tensor([0.2, 0.9, 1.0, 1.3, 2.5], requires_grad=True)
+    (expected,) = torch.autograd.grad(value_fn(norms, 10.0), norms)
+    assert_close(grad_fn(norms.detach(), 10.0), expected)
+    # by hand, norm 2.5 of 5: 10 * 2 * 1.5 / 5 = 6 (both penalties charge it)
+    assert float(grad_fn(norms.detach(), 10.0)[-1]) == pytest.approx(6.0)
+    # K = 2 runs with their own weights
+    stacked = torch.stack([norms.detach(), norms.detach().flip(0)]).requires_grad_(True)
+    weights = torch.tensor([10.0, 0.5])
+    (expected,) = torch.autograd.grad(value_fn(stacked, weights).sum(), stacked)
+    assert_close(grad_fn(stacked.detach(), weights), expected)

@@ -56,6 +56,21 @@ def one_sided_penalty(norms: torch.Tensor, weight) -> torch.Tensor:
     return weight * torch.relu(norms - 1).pow(2).mean(dim=-1)
 
 
+def _per_run(weight, norms: torch.Tensor):
+    # a (K,) tensor of per-run weights broadcasts over (K, B) norms along the batch
+    return weight.unsqueeze(-1) if isinstance(weight, torch.Tensor) and weight.dim() else weight
+
+
+def two_sided_penalty_grad(norms: torch.Tensor, weight) -> torch.Tensor:
+    """d two_sided_penalty / d norms: weight * 2 (||g|| - 1) / B."""
+    return _per_run(weight, norms) * (2.0 / norms.shape[-1]) * (norms - 1)
+
+
+def one_sided_penalty_grad(norms: torch.Tensor, weight) -> torch.Tensor:
+    """d one_sided_penalty / d norms: weight * 2 max(0, ||g|| - 1) / B."""
+    return _per_run(weight, norms) * (2.0 / norms.shape[-1]) * torch.relu(norms - 1)
+
+
 def critic_input_gradient_norms(critic: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor,
                                 create_graph: bool = True) -> torch.Tensor:
     """||grad_x f(x)||_2 for each sample, the norm over all non-batch dimensions.
@@ -187,6 +202,8 @@ class Constraint:
         penalty_of_norms: for penalties at the WGAN-GP interpolates, the same penalty as a
             function of the (B,) input-gradient norms there -> (scalar, stats); it lets the
             trainer compute the penalty's gradient by hand (``wganlab.critic_gradients``).
+        penalty_norm_grads: (B,) norms -> d penalty / d norms, that penalty's derivative in
+            closed form (the hand-written step then needs no autograd for it).
     """
 
     name: str
@@ -194,6 +211,7 @@ class Constraint:
     project: Callable
     prepare: Callable = lambda critic: critic
     penalty_of_norms: Callable | None = None
+    penalty_norm_grads: Callable | None = None
 
 
 def _norm_stats(value: torch.Tensor, norms: torch.Tensor) -> dict:
@@ -214,7 +232,7 @@ def no_constraint() -> Constraint:
     return Constraint("none", _no_penalty, _no_projection)
 
 
-def _penalty_at_interpolates(name: str, penalty_and_norms, penalty_of, weight: float) -> Constraint:
+def _penalty_at_interpolates(name: str, penalty_and_norms, penalty_of, penalty_grad, weight: float) -> Constraint:
     """A penalty at the WGAN-GP interpolates, both as the critic-level function the autograd
     path calls and as a function of the norms there (``penalty_of_norms``)."""
     def penalty(critic, real, fake, generator=None):
@@ -225,17 +243,20 @@ def _penalty_at_interpolates(name: str, penalty_and_norms, penalty_of, weight: f
         value = penalty_of(norms, weight)
         return value, _norm_stats(value, norms)
 
-    return Constraint(name, penalty, _no_projection, penalty_of_norms=of_norms)
+    return Constraint(name, penalty, _no_projection, penalty_of_norms=of_norms,
+                      penalty_norm_grads=lambda norms: penalty_grad(norms, weight))
 
 
 def gradient_penalty_constraint(weight: float = 10.0) -> Constraint:
     if weight < 0:
         raise ValueError(f"gradient penalty weight must be >= 0, got {weight}")
-    return _penalty_at_interpolates("gradient-penalty", gradient_penalty_and_norms, two_sided_penalty, weight)
+    return _penalty_at_interpolates("gradient-penalty", gradient_penalty_and_norms, two_sided_penalty,
+                                    two_sided_penalty_grad, weight)
 
 
 def one_sided_penalty_constraint(weight: float = 10.0) -> Constraint:
-    return _penalty_at_interpolates("lipschitz-penalty", one_sided_penalty_and_norms, one_sided_penalty, weight)
+    return _penalty_at_interpolates("lipschitz-penalty", one_sided_penalty_and_norms, one_sided_penalty,
+                                    one_sided_penalty_grad, weight)
 
 
 def r1_constraint(gamma: float = 10.0, on_fake: bool = False) -> Constraint:

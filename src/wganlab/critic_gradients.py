@@ -99,7 +99,8 @@ def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def critic_step_gradients(weights: list[torch.Tensor], biases: list[torch.Tensor], slopes: list[float],
                           real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None,
-                          critic_loss: Callable, penalty: Callable | None) -> CriticStep:
+                          critic_loss: Callable, penalty: Callable | None, *,
+                          loss_grad: Callable | None = None, penalty_grad: Callable | None = None) -> CriticStep:
     """Parameter gradients of critic_loss(real, fake) + penalty(input gradients at interpolates).
 
     Args:
@@ -111,6 +112,10 @@ def critic_step_gradients(weights: list[torch.Tensor], biases: list[torch.Tensor
         critic_loss: (real scores (K, B, 1), fake scores (K, B, 1)) -> (scalar to minimise,
             stats); the sum of the runs' losses when K > 1.
         penalty: (gradient norms (K, B)) -> (scalar to add, stats); None without a penalty.
+        loss_grad: (real scores, fake scores) -> d critic_loss / d scores (K, 2B, 1), in closed
+            form; None takes it from ``critic_loss`` through autograd.
+        penalty_grad: (gradient norms (K, B)) -> d penalty / d norms (K, B), in closed form;
+            None takes it through autograd.
     """
     batch = real.shape[1]
     penalised = eps is not None and penalty is not None
@@ -119,11 +124,18 @@ def critic_step_gradients(weights: list[torch.Tensor], biases: list[torch.Tensor
         rows.append(eps * real + (1 - eps) * fake)
     scores, inputs, masks = mlp_forward(weights, biases, slopes, torch.cat(rows, dim=1))
 
-    # dLoss/dscore from the objective itself, through autograd on the (K, 2B, 1) scores only
-    loss_scores = scores[:, :2 * batch].detach().requires_grad_(True)
-    with torch.enable_grad():
-        loss, loss_stats = critic_loss(loss_scores[:, :batch], loss_scores[:, batch:])
-        (score_grad,) = torch.autograd.grad(loss, loss_scores)
+    # dLoss/dscore in closed form, else from the objective itself through autograd on the
+    # (K, 2B, 1) scores only (the closed forms save the autograd engine's fixed cost per step)
+    loss_scores = scores[:, :2 * batch].detach()
+    if loss_grad is not None:
+        _, loss_stats = critic_loss(loss_scores[:, :batch], loss_scores[:, batch:])
+        score_grad = loss_grad(loss_scores[:, :batch], loss_scores[:, batch:])
+    else:
+        loss_scores.requires_grad_(True)
+        with torch.enable_grad():
+            loss, loss_stats = critic_loss(loss_scores[:, :batch], loss_scores[:, batch:])
+            (score_grad,) = torch.autograd.grad(loss, loss_scores)
+        loss_scores = loss_scores.detach()
     if penalised:
         score_grad = torch.cat([score_grad, torch.ones_like(score_grad[:, :batch])], dim=1)
 
@@ -136,11 +148,17 @@ def critic_step_gradients(weights: list[torch.Tensor], biases: list[torch.Tensor
     penalty_stats: dict = {}
     if penalised:
         input_grad = torch.bmm(chain[0][:, 2 * batch:], weights[0])
-        with torch.enable_grad():
-            input_grad.requires_grad_(True)
+        if penalty_grad is not None:
             norms = gradient_norms(input_grad, batch_dims=2)
-            value, penalty_stats = penalty(norms)
-            (upward,) = torch.autograd.grad(value, input_grad)
+            _, penalty_stats = penalty(norms)
+            # d P / d g = dP/d||g|| g / ||g||, the norm's own gradient
+            upward = input_grad.mul_((penalty_grad(norms) / norms).unsqueeze(-1))
+        else:
+            with torch.enable_grad():
+                input_grad.requires_grad_(True)
+                norms = gradient_norms(input_grad, batch_dims=2)
+                value, penalty_stats = penalty(norms)
+                (upward,) = torch.autograd.grad(value, input_grad)
         # upwards: U_l on the interpolate rows replaces h_l there (h of the interpolates is spent)
         inputs[0][:, 2 * batch:] = upward  # inputs[0] is the concatenation made above
         for index in range(1, len(weights)):
@@ -149,4 +167,4 @@ def critic_step_gradients(weights: list[torch.Tensor], biases: list[torch.Tensor
 
     weight_grads = [torch.bmm(j.transpose(1, 2), h) for j, h in zip(chain, inputs)]
     bias_grads = [j[:, :2 * batch].sum(dim=1) for j in chain]
-    return CriticStep(weight_grads, bias_grads, scores[:, :2 * batch].detach(), loss_stats, penalty_stats)
+    return CriticStep(weight_grads, bias_grads, loss_scores, loss_stats, penalty_stats)

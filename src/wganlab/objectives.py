@@ -68,6 +68,11 @@ class Objective:
     critic_kind: str = "score"
     # A game with state of its own (BEGAN's k_t), updated after each critic step.
     equilibrium: "BoundaryEquilibrium | None" = None
+    # For critic losses of the form mean_i l_real(s_i) + mean_j l_fake(s_j): (real_scores,
+    # fake_scores) -> (l_real'(s), l_fake'(s)) elementwise, so that the hand-written critic step
+    # (wganlab.critic_gradients) needs no autograd for dLoss/dscore (the loss's gradient is
+    # these over the batch size). None: autograd.
+    critic_sample_grads: Callable | None = None
 
     def after_critic_step(self) -> dict:
         """Updates the game's own state, if any, and returns its statistics (tensors)."""
@@ -94,6 +99,11 @@ def classifier_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor)
     return CriticLoss(real + fake, real, fake)
 
 
+def classifier_critic_sample_grads(real_scores: torch.Tensor, fake_scores: torch.Tensor):
+    """d/ds of softplus(-s) and of softplus(s), per sample."""
+    return -torch.sigmoid(-real_scores), torch.sigmoid(fake_scores)
+
+
 def minimax_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     """The original saturating cost: G minimises E log(1 - D(G(z))) = -E softplus(s).
 
@@ -115,6 +125,11 @@ def wasserstein_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor
     return CriticLoss(real + fake, real, fake)
 
 
+def wasserstein_critic_sample_grads(real_scores: torch.Tensor, fake_scores: torch.Tensor):
+    """d/ds of -s and of s, per sample."""
+    return torch.full_like(real_scores, -1.0), torch.ones_like(fake_scores)
+
+
 def wasserstein_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     """G minimises -E f(G(z))."""
     return -fake_scores.mean()
@@ -127,6 +142,11 @@ def least_squares_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tens
     return CriticLoss(real + fake, real, fake)
 
 
+def least_squares_critic_sample_grads(real_scores: torch.Tensor, fake_scores: torch.Tensor):
+    """d/ds of (s - 1)^2 / 2 and of s^2 / 2, per sample."""
+    return real_scores - 1, fake_scores.clone()
+
+
 def least_squares_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     """LSGAN with target c = 1: G minimises 1/2 E (D(G(z)) - 1)^2."""
     return 0.5 * (fake_scores - 1).pow(2).mean()
@@ -137,6 +157,11 @@ def hinge_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> C
     real = torch.relu(1 - real_scores).mean()
     fake = torch.relu(1 + fake_scores).mean()
     return CriticLoss(real + fake, real, fake)
+
+
+def hinge_critic_sample_grads(real_scores: torch.Tensor, fake_scores: torch.Tensor):
+    """d/ds of max(0, 1 - s) and of max(0, 1 + s), per sample (0 at the kinks, as torch's relu)."""
+    return -(real_scores < 1).to(real_scores.dtype), (fake_scores > -1).to(fake_scores.dtype)
 
 
 def began_critic_loss(real_errors: torch.Tensor, fake_errors: torch.Tensor, k: torch.Tensor | float) -> CriticLoss:
@@ -203,13 +228,17 @@ def began(gamma: float = 0.5, lambda_k: float = 0.001) -> Objective:
                      equilibrium=equilibrium)
 
 
-minimax = Objective("minimax", classifier_critic_loss, minimax_generator_loss, decision_threshold=0.0)
+minimax = Objective("minimax", classifier_critic_loss, minimax_generator_loss, decision_threshold=0.0,
+                    critic_sample_grads=classifier_critic_sample_grads)
 non_saturating = Objective("non-saturating", classifier_critic_loss, non_saturating_generator_loss,
-                           decision_threshold=0.0)
-wasserstein = Objective("wasserstein", wasserstein_critic_loss, wasserstein_generator_loss)
-lsgan = Objective("lsgan", least_squares_critic_loss, least_squares_generator_loss, decision_threshold=0.5)
+                           decision_threshold=0.0, critic_sample_grads=classifier_critic_sample_grads)
+wasserstein = Objective("wasserstein", wasserstein_critic_loss, wasserstein_generator_loss,
+                        critic_sample_grads=wasserstein_critic_sample_grads)
+lsgan = Objective("lsgan", least_squares_critic_loss, least_squares_generator_loss, decision_threshold=0.5,
+                  critic_sample_grads=least_squares_critic_sample_grads)
 # The generator side of the hinge game is the Wasserstein one, -E D(G(z)) (Miyato et al. 2018).
-hinge = Objective("hinge", hinge_critic_loss, wasserstein_generator_loss, decision_threshold=0.0)
+hinge = Objective("hinge", hinge_critic_loss, wasserstein_generator_loss, decision_threshold=0.0,
+                  critic_sample_grads=hinge_critic_sample_grads)
 
 OBJECTIVES: dict[str, Objective] = {o.name: o for o in (minimax, non_saturating, wasserstein, lsgan, hinge, began())}
 

@@ -224,6 +224,7 @@ class Trainer:
         self.objective = _objective(config)
         self.constraint = _constraint(config)
         self._critic_layers = self._hand_written_critic()
+        self._critic_views = None
         self.opt_g = _optimizer(config, self.generator.parameters(), config.lr_g)
         self.opt_d = _optimizer(config, self.critic.parameters(), config.lr_d)
         self.schedules = [torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(config)) for opt in (self.opt_g, self.opt_d)]
@@ -322,17 +323,28 @@ class Trainer:
     def _critic_gradients_by_hand(self, real: torch.Tensor, fake: torch.Tensor):
         """Leaves the critic step's gradients in ``.grad``; returns (scores, losses, penalty stats)."""
         layers, slopes = self._critic_layers
-        penalty = self.constraint.penalty_of_norms
+        # K = 1 views of the parameters: the optimiser updates them in place, so the views stay
+        # current; a load or rollback copies into the same tensors
+        if self._critic_views is None:
+            self._critic_views = ([layer.weight.unsqueeze(0) for layer in layers],
+                                  [layer.bias.unsqueeze(0) for layer in layers])
+        weights, biases = self._critic_views
+        penalty, penalty_grad = self.constraint.penalty_of_norms, self.constraint.penalty_norm_grads
         eps = interpolation_weights(real, self.rng).unsqueeze(0) if penalty is not None else None
+        objective, batch = self.objective, real.shape[0]
 
         def critic_loss(real_scores, fake_scores):
-            losses = self.objective.critic(real_scores[0], fake_scores[0])
+            losses = objective.critic(real_scores[0], fake_scores[0])
             return losses.total, losses
 
-        step = critic_step_gradients([layer.weight.unsqueeze(0) for layer in layers],
-                                     [layer.bias.unsqueeze(0) for layer in layers], slopes,
-                                     real.unsqueeze(0), fake.unsqueeze(0), eps, critic_loss,
-                                     None if penalty is None else lambda norms: penalty(norms[0]))
+        loss_grad = None
+        if objective.critic_sample_grads is not None:
+            def loss_grad(real_scores, fake_scores):
+                return torch.cat(objective.critic_sample_grads(real_scores, fake_scores), dim=1).div_(batch)
+
+        step = critic_step_gradients(weights, biases, slopes, real.unsqueeze(0), fake.unsqueeze(0), eps,
+                                     critic_loss, None if penalty is None else lambda norms: penalty(norms[0]),
+                                     loss_grad=loss_grad, penalty_grad=penalty_grad)
         for layer, weight_grad, bias_grad in zip(layers, step.weight_grads, step.bias_grads):
             layer.weight.grad, layer.bias.grad = weight_grad[0], bias_grad[0]
         return step.scores[0], step.loss_stats, step.penalty_stats
@@ -652,6 +664,7 @@ class Trainer:
     def _load(self, state: dict) -> None:
         self.generator.load_state_dict(state["generator"])
         self.critic.load_state_dict(state["critic"])
+        self._critic_views = None  # rebuilt from the loaded parameters at the next step
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
         self.opt_g.load_state_dict(state["opt_g"])
