@@ -3,6 +3,7 @@
     python benchmarks/speed.py                       # every row, 3 repeats
     python benchmarks/speed.py --rows toy512 toy512-bf16 --repeats 5 --threads 1
     python benchmarks/speed.py --device cuda         # the same table on a GPU
+    python benchmarks/speed.py --mode interleaved    # both loops in one process, alternating blocks
 
 Each repeat runs the naive loop (``benchmarks/naive_loop.py``) and wganlab on the same model,
 batch and seed one after the other, alternating which goes first, so both see the same
@@ -20,6 +21,15 @@ over repeats. Rows:
 * ``sweep32-cli``: the same as a user runs them: 32 ``wganlab train --seed i`` processes one
   after another (each with its run folder and report) against one ``wganlab sweep --seeds 0 ... 31``
   (``--cli-sweep-steps`` steps each, default 200).
+
+``--mode interleaved`` measures the toy and MNIST rows a second way, less exposed to this
+machine's minute-to-minute drift: both loops in one process, alternating blocks of generator
+steps (``--block`` steps each, first one loop then the other, the order swapped every block), so
+that both see the same load; the ratio is total naive time over total wganlab time, and the
+blocks' own ratios give min / median / max. wganlab's allocator setting
+(``keep_freed_memory_for_reuse``) then holds for the naive loop too, which makes it faster:
+the interleaved ratios are the conservative ones. The loop body is ``Trainer._one_step``, the
+body of ``Trainer.train()`` (logging included).
 
 FLOPs of one generator step of each loop (n_critic critic steps and a generator step, double
 backward included) are counted with ``torch.utils.flop_counter.FlopCounterMode``; the fraction of peak
@@ -230,6 +240,58 @@ def timed_run(row: str, which: str, args) -> float:
     return json.loads(done.stdout.strip().splitlines()[-1])["rate"]
 
 
+def interleaved(row: str, args) -> dict:
+    """Both loops of a toy or MNIST row in this process, in alternating blocks of steps."""
+    from wganlab.trainer import keep_freed_memory_for_reuse
+
+    keep_freed_memory_for_reuse()  # before both loops are built: the naive one gets it too
+    config, plain = configs_of(row, args)
+    big = 10 ** 9  # steps never reached: no end-of-run evaluation inside the timing
+    config, plain = resolve(None, dict(config.to_dict(), steps=big)), resolve(None, dict(plain.to_dict(), steps=big))
+    naive, trainer = naive_loop(plain), Trainer(config)
+    started = time.perf_counter()
+    loops = {"naive": naive.train_step, "wganlab": lambda: trainer._one_step(started, big, None)}
+    block = args.block or (1 if row.startswith("mnist") else 5 if row.startswith("toy512") else 10)
+    for step in loops.values():  # warm-up: Adam's state, first-call costs
+        step()
+    totals = {"naive": 0.0, "wganlab": 0.0}
+    ratios = []
+    for index in range(args.blocks):
+        times = {}
+        for which in (("naive", "wganlab") if index % 2 == 0 else ("wganlab", "naive")):
+            _sync(args.device)
+            begin = time.perf_counter()
+            for _ in range(block):
+                loops[which]()
+            _sync(args.device)
+            times[which] = time.perf_counter() - begin
+            totals[which] += times[which]
+        ratios.append(times["naive"] / times["wganlab"])
+    steps = block * args.blocks
+    return {"naive": steps / totals["naive"], "wganlab": steps / totals["wganlab"],
+            "ratio": totals["naive"] / totals["wganlab"], "block_ratios": ratios}
+
+
+def interleaved_table(args) -> int:
+    print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}; "
+          f"interleaved blocks, {args.blocks} per loop and row", flush=True)
+    rows = [r for r in args.rows if not r.startswith("sweep")]
+    print("| row | naive steps/s | wganlab steps/s | ratio | block ratios (min / median / max) |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker-interleaved", "--rows", row,
+                   "--blocks", str(args.blocks), "--block", str(args.block), "--device", args.device,
+                   "--threads", str(args.threads)]
+        done = subprocess.run(command, capture_output=True, text=True)  # a fresh process per row
+        if done.returncode:
+            raise RuntimeError(f"the interleaved run of {row} failed:\n{done.stderr[-2000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        spread = " / ".join(f"{v:.2f}" for v in _stats(result["block_ratios"]))
+        print(f"| {row} | {result['naive']:.2f} | {result['wganlab']:.2f} | {result['ratio']:.2f}x | {spread} |",
+              flush=True)
+    return 0
+
+
 def _stats(values):
     return min(values), statistics.median(values), max(values)
 
@@ -245,13 +307,25 @@ def main(argv=None) -> int:
     parser.add_argument("--cli-sweep-steps", type=int, default=200, help="steps of each run of the sweep32-cli row")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--mode", choices=("process", "interleaved"), default="process",
+                        help="process: each timed run in a process of its own (default); interleaved: both loops "
+                             "in one process, alternating blocks of steps")
+    parser.add_argument("--blocks", type=int, default=30, help="blocks per loop and row (interleaved mode)")
+    parser.add_argument("--block", type=int, default=0,
+                        help="generator steps per block (interleaved mode; 0: 10 for 3x128, 5 for 3x512, 1 for MNIST)")
     parser.add_argument("--worker", choices=("naive", "wganlab"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker-interleaved", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.worker:
         print(json.dumps({"rate": worker(args.rows[0], args.worker, args)}))
         return 0
+    if args.worker_interleaved:
+        print(json.dumps(interleaved(args.rows[0], args)))
+        return 0
+    if args.mode == "interleaved":
+        return interleaved_table(args)
     device = args.device
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}; "
           f"{args.repeats} interleaved repeats per row", flush=True)

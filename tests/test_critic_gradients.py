@@ -79,3 +79,24 @@ def test_only_plain_mlp_critics_take_the_hand_written_path():
                               ("wgan-gp", dict(constraint="spectral-norm")), ("began", {})):
         trainer = Trainer(resolve(preset, dict(SMALL, **overrides)))
         assert trainer._critic_layers is None, (preset, overrides)
+
+
+def test_critic_phase_equals_n_critic_steps_one_after_another():
+    # The phase draws all n steps' data first (in critic_step's order) and makes the fake
+    # batches in one generator forward; the critic must end where n critic_step calls leave it.
+    phase = Trainer(resolve("wgan-gp", SMALL))
+    steps = Trainer(resolve("wgan-gp", SMALL))
+    assert not phase._generator_has_batch_statistics
+    phase_stats = phase.critic_phase(5)
+    step_stats = [steps.critic_step() for _ in range(5)]
+    for a, b in zip(phase_stats, step_stats):
+        torch.testing.assert_close(a["d_loss"], b["d_loss"], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a["penalty"], b["penalty"], rtol=1e-5, atol=1e-6)
+    for a, b in zip(phase.critic.parameters(), steps.critic.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    # and the rng stream is where five critic steps leave it: the next draws agree
+    assert torch.equal(phase._noise(4), steps._noise(4))
+    # one step fewer is a different critic: the comparison can fail
+    fewer = Trainer(resolve("wgan-gp", SMALL))
+    fewer.critic_phase(4)
+    assert max(float((a - b).abs().max()) for a, b in zip(fewer.critic.parameters(), steps.critic.parameters())) > 1e-6

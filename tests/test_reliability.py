@@ -140,15 +140,15 @@ def test_sigkill_at_any_moment_leaves_a_readable_newest_checkpoint(tmp_path):
 
 
 class _PoisonAt:
-    """Turns one critic weight into NaN in the critic step of generator step ``at`` (once)."""
+    """Turns one critic weight into NaN in the generator step of iteration ``at`` (once)."""
 
     def __init__(self, trainer, at):
         self.trainer, self.at, self.done = trainer, at, False
-        self.original = trainer.critic_step
-        trainer.critic_step = self
+        self.original = trainer.generator_step
+        trainer.generator_step = self
 
-    def __call__(self):
-        stats = self.original()
+    def __call__(self, *args, **kwargs):
+        stats = self.original(*args, **kwargs)
         if not self.done and self.trainer.step == self.at:
             self.done = True
             with torch.no_grad():

@@ -239,15 +239,20 @@ def _train_group(configs: list[TrainConfig], keep_history: bool) -> list[dict]:
     step = 0
     while step < first.steps:
         factor = _lr_factor(first, step)
+        # per run, the trainer's order of draws: real, noise, then the interpolation weights,
+        # for all n_critic steps first; the generator does not change during the critic steps,
+        # so their fake batches come from one forward (as the trainer's critic_phase)
+        draws = []
         for _ in range(first.n_critic):
-            # per run, the trainer's order of draws: real, noise, then the interpolation weights
             real = to_device(torch.stack([dataset.sample(batch, generator=r) for r in rngs]))
             z = to_device(torch.stack([torch.randn(batch, latent, generator=r) for r in rngs]))
             eps = None
             if with_penalty:
                 eps = to_device(torch.stack([torch.rand(batch, 1, generator=r) for r in rngs]))
-            with torch.no_grad():
-                fake = generate_all(g_params, z)
+            draws.append((real, z, eps))
+        with torch.no_grad():
+            fakes = generate_all(g_params, torch.cat([z for _, z, _ in draws], dim=1)).split(batch, dim=1)
+        for (real, _, eps), fake in zip(draws, fakes):
             grads, stats = critic_grads(d_params, real, fake, eps if eps is not None else real[..., :1], gp_weight)
             opt_d.step(d_params, grads, factor)
             if first.constraint == "clip":

@@ -41,8 +41,12 @@ class Alternating:
         """Called once, after the trainer has built its nets and optimisers."""
 
     def iteration(self, trainer, record) -> None:
-        for _ in range(trainer.config.n_critic):
-            record(trainer.critic_step())
+        n_critic = trainer.config.n_critic
+        # a trainer may run the n critic steps as one phase (the Trainer batches their draws);
+        # any object with critic_step / generator_step (the bilinear game) serves as well
+        phase = getattr(trainer, "critic_phase", None)
+        for stats in phase(n_critic) if phase is not None else (trainer.critic_step() for _ in range(n_critic)):
+            record(stats)
         record(trainer.generator_step())
 
     def state_dict(self) -> dict:
