@@ -100,7 +100,8 @@ def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def critic_step_gradients(weights: list[torch.Tensor], biases: list[torch.Tensor], slopes: list[float],
                           real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None,
                           critic_loss: Callable, penalty: Callable | None, *,
-                          loss_grad: Callable | None = None, penalty_grad: Callable | None = None) -> CriticStep:
+                          loss_grad: Callable | None = None, penalty_grad: Callable | None = None,
+                          compute_dtype: torch.dtype | None = None) -> CriticStep:
     """Parameter gradients of critic_loss(real, fake) + penalty(input gradients at interpolates).
 
     Args:
@@ -116,17 +117,24 @@ def critic_step_gradients(weights: list[torch.Tensor], biases: list[torch.Tensor
             form; None takes it from ``critic_loss`` through autograd.
         penalty_grad: (gradient norms (K, B)) -> d penalty / d norms (K, B), in closed form;
             None takes it through autograd.
+        compute_dtype: the matmuls' dtype (torch.bfloat16 under ``--precision bf16``), None: the
+            inputs' dtype. As under autocast, the matmuls and activations run in it and the
+            interpolates, the losses, the gradient norms, the penalty and the returned gradients
+            in float32.
     """
     batch = real.shape[1]
     penalised = eps is not None and penalty is not None
+    low = compute_dtype or real.dtype
+    weights = [weight.to(low) for weight in weights]
+    biases = [bias.to(low) for bias in biases]
     rows = [real, fake]
     if penalised:
         rows.append(eps * real + (1 - eps) * fake)
-    scores, inputs, masks = mlp_forward(weights, biases, slopes, torch.cat(rows, dim=1))
+    scores, inputs, masks = mlp_forward(weights, biases, slopes, torch.cat(rows, dim=1).to(low))
 
     # dLoss/dscore in closed form, else from the objective itself through autograd on the
     # (K, 2B, 1) scores only (the closed forms save the autograd engine's fixed cost per step)
-    loss_scores = scores[:, :2 * batch].detach()
+    loss_scores = scores[:, :2 * batch].detach().float()
     if loss_grad is not None:
         _, loss_stats = critic_loss(loss_scores[:, :batch], loss_scores[:, batch:])
         score_grad = loss_grad(loss_scores[:, :batch], loss_scores[:, batch:])
@@ -138,6 +146,7 @@ def critic_step_gradients(weights: list[torch.Tensor], biases: list[torch.Tensor
         loss_scores = loss_scores.detach()
     if penalised:
         score_grad = torch.cat([score_grad, torch.ones_like(score_grad[:, :batch])], dim=1)
+    score_grad = score_grad.to(low)
 
     # downwards: J_l for l = L..1, shared by the loss's backward and the input-gradient chain
     chain = [score_grad]
@@ -147,7 +156,7 @@ def critic_step_gradients(weights: list[torch.Tensor], biases: list[torch.Tensor
 
     penalty_stats: dict = {}
     if penalised:
-        input_grad = torch.bmm(chain[0][:, 2 * batch:], weights[0])
+        input_grad = torch.bmm(chain[0][:, 2 * batch:], weights[0]).float()
         if penalty_grad is not None:
             norms = gradient_norms(input_grad, batch_dims=2)
             _, penalty_stats = penalty(norms)
@@ -160,11 +169,12 @@ def critic_step_gradients(weights: list[torch.Tensor], biases: list[torch.Tensor
                 value, penalty_stats = penalty(norms)
                 (upward,) = torch.autograd.grad(value, input_grad)
         # upwards: U_l on the interpolate rows replaces h_l there (h of the interpolates is spent)
+        upward = upward.to(low)
         inputs[0][:, 2 * batch:] = upward  # inputs[0] is the concatenation made above
         for index in range(1, len(weights)):
             upward = torch.bmm(upward, weights[index - 1].transpose(1, 2)).mul_(masks[index - 1][:, 2 * batch:])
             inputs[index][:, 2 * batch:] = upward
 
-    weight_grads = [torch.bmm(j.transpose(1, 2), h) for j, h in zip(chain, inputs)]
-    bias_grads = [j[:, :2 * batch].sum(dim=1) for j in chain]
+    weight_grads = [torch.bmm(j.transpose(1, 2), h).float() for j, h in zip(chain, inputs)]
+    bias_grads = [j[:, :2 * batch].sum(dim=1, dtype=torch.float32) for j in chain]
     return CriticStep(weight_grads, bias_grads, loss_scores, loss_stats, penalty_stats)

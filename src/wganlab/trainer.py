@@ -312,8 +312,8 @@ class Trainer:
             real = self._real(batch)
             noise = self._noise(batch)
             draws.append((real, noise, self._hand_interpolation_weights(real)))
-        with torch.no_grad():
-            fakes = self.generator(torch.cat([noise for _, noise, _ in draws])).split(batch)
+        with _autocast(self.config, self.device), torch.no_grad():
+            fakes = self.generator(torch.cat([noise for _, noise, _ in draws])).float().split(batch)
         return [self._critic_update(real, fake, eps) for (real, _, eps), fake in zip(draws, fakes)]
 
     def _hand_interpolation_weights(self, real: torch.Tensor) -> torch.Tensor | None:
@@ -344,10 +344,10 @@ class Trainer:
 
     def _hand_written_critic(self):
         """(layers, slopes) when the critic step can take its gradients from
-        ``wganlab.critic_gradients`` (a plain MLP critic, one process, fp32, no penalty or one
-        at the interpolates), else None: the autograd path."""
+        ``wganlab.critic_gradients`` (a plain MLP critic, one process, fp32 or bf16, no penalty
+        or one at the interpolates), else None: the autograd path."""
         config = self.config
-        if config.critic_backward != "auto" or self.world_size > 1 or config.precision != "fp32":
+        if config.critic_backward != "auto" or self.world_size > 1 or config.precision not in ("fp32", "bf16"):
             return None
         if self.constraint.name not in PROJECTION_ONLY and self.constraint.penalty_of_norms is None:
             return None
@@ -378,7 +378,8 @@ class Trainer:
         step = critic_step_gradients(weights, biases, slopes, real.unsqueeze(0), fake.unsqueeze(0),
                                      None if eps is None else eps.unsqueeze(0),
                                      critic_loss, None if penalty is None else lambda norms: penalty(norms[0]),
-                                     loss_grad=loss_grad, penalty_grad=penalty_grad)
+                                     loss_grad=loss_grad, penalty_grad=penalty_grad,
+                                     compute_dtype=torch.bfloat16 if self.config.precision == "bf16" else None)
         for layer, weight_grad, bias_grad in zip(layers, step.weight_grads, step.bias_grads):
             layer.weight.grad, layer.bias.grad = weight_grad[0], bias_grad[0]
         return step.scores[0], step.loss_stats, step.penalty_stats
