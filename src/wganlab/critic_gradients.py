@@ -100,7 +100,7 @@ def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def critic_step_gradients(weights: list[torch.Tensor], biases: list[torch.Tensor], slopes: list[float],
                           real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None,
                           critic_loss: Callable, penalty: Callable | None, *,
-                          loss_grad: Callable | None = None, penalty_grad: Callable | None = None,
+                          loss_sample_grads: Callable | None = None, penalty_grad: Callable | None = None,
                           compute_dtype: torch.dtype | None = None) -> CriticStep:
     """Parameter gradients of critic_loss(real, fake) + penalty(input gradients at interpolates).
 
@@ -113,8 +113,10 @@ def critic_step_gradients(weights: list[torch.Tensor], biases: list[torch.Tensor
         critic_loss: (real scores (K, B, 1), fake scores (K, B, 1)) -> (scalar to minimise,
             stats); the sum of the runs' losses when K > 1.
         penalty: (gradient norms (K, B)) -> (scalar to add, stats); None without a penalty.
-        loss_grad: (real scores, fake scores) -> d critic_loss / d scores (K, 2B, 1), in closed
-            form; None takes it from ``critic_loss`` through autograd.
+        loss_sample_grads: for a critic loss that is a mean over the batch of per-sample terms,
+            (real scores, fake scores) -> those terms' derivatives, elementwise
+            (``Objective.critic_sample_grads``): dLoss/dscore is them over the batch size. None
+            takes dLoss/dscore from ``critic_loss`` through autograd.
         penalty_grad: (gradient norms (K, B)) -> d penalty / d norms (K, B), in closed form;
             None takes it through autograd.
         compute_dtype: the matmuls' dtype (torch.bfloat16 under ``--precision bf16``), None: the
@@ -135,9 +137,9 @@ def critic_step_gradients(weights: list[torch.Tensor], biases: list[torch.Tensor
     # dLoss/dscore in closed form, else from the objective itself through autograd on the
     # (K, 2B, 1) scores only (the closed forms save the autograd engine's fixed cost per step)
     loss_scores = scores[:, :2 * batch].detach().float()
-    if loss_grad is not None:
+    if loss_sample_grads is not None:
         _, loss_stats = critic_loss(loss_scores[:, :batch], loss_scores[:, batch:])
-        score_grad = loss_grad(loss_scores[:, :batch], loss_scores[:, batch:])
+        score_grad = torch.cat(loss_sample_grads(loss_scores[:, :batch], loss_scores[:, batch:]), dim=1).div_(batch)
     else:
         loss_scores.requires_grad_(True)
         with torch.enable_grad():

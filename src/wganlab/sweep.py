@@ -34,7 +34,7 @@ import torch
 from torch.func import functional_call, grad, stack_module_state, vmap
 
 from wganlab.config import ConfigError, TrainConfig, from_dict
-from wganlab.constraints import two_sided_penalty_grad, gradient_norms, two_sided_penalty
+from wganlab.constraints import gradient_norms, two_sided_penalty, two_sided_penalty_grad
 from wganlab.critic_gradients import critic_step_gradients, mlp_layers
 from wganlab.data.toy import TOY_DATASETS, make_toy
 from wganlab.metrics import evaluate_toy
@@ -203,11 +203,6 @@ def _train_group(configs: list[TrainConfig], keep_history: bool) -> list[dict]:
             total, real_part, fake_part = losses_per_run(real_scores, fake_scores)
             return total.sum(), {"d_loss": total, "d_real": real_part, "d_fake": fake_part}
 
-        stacked_loss_grad = None
-        if objective.critic_sample_grads is not None:
-            def stacked_loss_grad(real_scores, fake_scores):
-                return torch.cat(objective.critic_sample_grads(real_scores, fake_scores), dim=1).div_(batch)
-
         def stacked_penalty(norms):
             values = two_sided_penalty(norms, gp_weight)
             return values.sum(), {"penalty": values, "gp_grad_norm": norms.mean(dim=1)}
@@ -216,7 +211,8 @@ def _train_group(configs: list[TrainConfig], keep_history: bool) -> list[dict]:
             step = critic_step_gradients([params[f"{n}.weight"] for n in layer_names],
                                          [params[f"{n}.bias"] for n in layer_names], slopes, real, fake,
                                          eps if with_penalty else None, stacked_critic_loss,
-                                         stacked_penalty if with_penalty else None, loss_grad=stacked_loss_grad,
+                                         stacked_penalty if with_penalty else None,
+                                         loss_sample_grads=objective.critic_sample_grads,
                                          penalty_grad=lambda norms: two_sided_penalty_grad(norms, gp_weight))
             grads = {}
             for name, weight_grad, bias_grad in zip(layer_names, step.weight_grads, step.bias_grads):

@@ -224,7 +224,11 @@ class Trainer:
         self.objective = _objective(config)
         self.constraint = _constraint(config)
         self._critic_layers = self._hand_written_critic()
-        self._critic_views = None
+        # K = 1 views of the hand-written critic's parameters: the optimiser updates them in
+        # place and a load copies into them, so the views stay current
+        self._critic_views = None if self._critic_layers is None else (
+            [layer.weight.unsqueeze(0) for layer in self._critic_layers[0]],
+            [layer.bias.unsqueeze(0) for layer in self._critic_layers[0]])
         self._generator_has_batch_statistics = any(
             isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.generator.modules())
         self.opt_g = _optimizer(config, self.generator.parameters(), config.lr_g)
@@ -289,11 +293,10 @@ class Trainer:
 
     # -- the two phases ----------------------------------------------------------------------
     def critic_step(self) -> dict:
-        batch = self.local_batch
-        real = self._real(batch)
+        real, noise, eps = self._critic_draws()
         with _autocast(self.config, self.device), torch.no_grad():
-            fake = self.generator(self._noise(batch)).float()
-        return self._critic_update(real, fake, self._hand_interpolation_weights(real))
+            fake = self.generator(noise).float()
+        return self._critic_update(real, fake, eps)
 
     def critic_phase(self, n: int) -> list[dict]:
         """n critic steps in a row, as n ``critic_step`` calls compute them.
@@ -306,22 +309,20 @@ class Trainer:
         """
         if self._critic_layers is None or self._generator_has_batch_statistics:
             return [self.critic_step() for _ in range(n)]
-        batch = self.local_batch
-        draws = []
-        for _ in range(n):
-            real = self._real(batch)
-            noise = self._noise(batch)
-            draws.append((real, noise, self._hand_interpolation_weights(real)))
+        draws = [self._critic_draws() for _ in range(n)]
         with _autocast(self.config, self.device), torch.no_grad():
-            fakes = self.generator(torch.cat([noise for _, noise, _ in draws])).float().split(batch)
+            fakes = self.generator(torch.cat([noise for _, noise, _ in draws])).float().split(self.local_batch)
         return [self._critic_update(real, fake, eps) for (real, _, eps), fake in zip(draws, fakes)]
 
-    def _hand_interpolation_weights(self, real: torch.Tensor) -> torch.Tensor | None:
-        """The hand-written step's draw of the interpolation weights (the autograd path's
-        penalty draws its own), else None."""
+    def _critic_draws(self):
+        """(real batch, noise, interpolation weights) of one critic step, in that order; the
+        weights only for the hand-written step (the autograd path's penalty draws its own),
+        else None."""
+        real = self._real(self.local_batch)
+        noise = self._noise(self.local_batch)
         if self._critic_layers is None or self.constraint.penalty_of_norms is None:
-            return None
-        return interpolation_weights(real, self.rng)
+            return real, noise, None
+        return real, noise, interpolation_weights(real, self.rng)
 
     def _critic_update(self, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None) -> dict:
         batch = self.local_batch
@@ -357,28 +358,18 @@ class Trainer:
     def _critic_gradients_by_hand(self, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None):
         """Leaves the critic step's gradients in ``.grad``; returns (scores, losses, penalty stats)."""
         layers, slopes = self._critic_layers
-        # K = 1 views of the parameters: the optimiser updates them in place, so the views stay
-        # current; a load or rollback copies into the same tensors
-        if self._critic_views is None:
-            self._critic_views = ([layer.weight.unsqueeze(0) for layer in layers],
-                                  [layer.bias.unsqueeze(0) for layer in layers])
         weights, biases = self._critic_views
         penalty, penalty_grad = self.constraint.penalty_of_norms, self.constraint.penalty_norm_grads
-        objective, batch = self.objective, real.shape[0]
+        objective = self.objective
 
         def critic_loss(real_scores, fake_scores):
             losses = objective.critic(real_scores[0], fake_scores[0])
             return losses.total, losses
 
-        loss_grad = None
-        if objective.critic_sample_grads is not None:
-            def loss_grad(real_scores, fake_scores):
-                return torch.cat(objective.critic_sample_grads(real_scores, fake_scores), dim=1).div_(batch)
-
         step = critic_step_gradients(weights, biases, slopes, real.unsqueeze(0), fake.unsqueeze(0),
                                      None if eps is None else eps.unsqueeze(0),
                                      critic_loss, None if penalty is None else lambda norms: penalty(norms[0]),
-                                     loss_grad=loss_grad, penalty_grad=penalty_grad,
+                                     loss_sample_grads=objective.critic_sample_grads, penalty_grad=penalty_grad,
                                      compute_dtype=torch.bfloat16 if self.config.precision == "bf16" else None)
         for layer, weight_grad, bias_grad in zip(layers, step.weight_grads, step.bias_grads):
             layer.weight.grad, layer.bias.grad = weight_grad[0], bias_grad[0]
@@ -699,7 +690,6 @@ class Trainer:
     def _load(self, state: dict) -> None:
         self.generator.load_state_dict(state["generator"])
         self.critic.load_state_dict(state["critic"])
-        self._critic_views = None  # rebuilt from the loaded parameters at the next step
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
         self.opt_g.load_state_dict(state["opt_g"])
