@@ -228,16 +228,23 @@ def worker(row: str, which: str, args) -> float:
     return time_wganlab(config)
 
 
+def _in_subprocess(what: str, flags: list[str], args) -> dict:
+    """This script with ``flags`` (a worker) in a fresh process; its last output line, parsed."""
+    command = [sys.executable, str(Path(__file__).resolve()), *flags, "--device", args.device,
+               "--threads", str(args.threads)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"the {what} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def timed_run(row: str, which: str, args) -> float:
     """``worker`` in a subprocess: each run gets a process of its own, so neither loop inherits
     the other's allocator state, thread pools or warmed caches."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", which, "--rows", row,
-               "--toy-steps", str(args.toy_steps), "--small-toy-steps", str(args.small_toy_steps), "--mnist-steps", str(args.mnist_steps),
-               "--sweep-steps", str(args.sweep_steps), "--cli-sweep-steps", str(args.cli_sweep_steps), "--device", args.device, "--threads", str(args.threads)]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"the {which} run of {row} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])["rate"]
+    flags = ["--worker", which, "--rows", row, "--toy-steps", str(args.toy_steps),
+             "--small-toy-steps", str(args.small_toy_steps), "--mnist-steps", str(args.mnist_steps),
+             "--sweep-steps", str(args.sweep_steps), "--cli-sweep-steps", str(args.cli_sweep_steps)]
+    return _in_subprocess(f"{which} run of {row}", flags, args)["rate"]
 
 
 def interleaved(row: str, args) -> dict:
@@ -279,13 +286,8 @@ def interleaved_table(args) -> int:
     print("| row | naive steps/s | wganlab steps/s | ratio | block ratios (min / median / max) |")
     print("|---|---|---|---|---|")
     for row in rows:
-        command = [sys.executable, str(Path(__file__).resolve()), "--worker-interleaved", "--rows", row,
-                   "--blocks", str(args.blocks), "--block", str(args.block), "--device", args.device,
-                   "--threads", str(args.threads)]
-        done = subprocess.run(command, capture_output=True, text=True)  # a fresh process per row
-        if done.returncode:
-            raise RuntimeError(f"the interleaved run of {row} failed:\n{done.stderr[-2000:]}")
-        result = json.loads(done.stdout.strip().splitlines()[-1])
+        result = _in_subprocess(f"interleaved run of {row}", ["--worker-interleaved", "--rows", row, "--blocks",
+                                                              str(args.blocks), "--block", str(args.block)], args)
         spread = " / ".join(f"{v:.2f}" for v in _stats(result["block_ratios"]))
         print(f"| {row} | {result['naive']:.2f} | {result['wganlab']:.2f} | {result['ratio']:.2f}x | {spread} |",
               flush=True)
