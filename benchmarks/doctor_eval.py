@@ -24,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from wganlab.config import resolve  # noqa: E402
-from wganlab.doctor import DETECTORS, Doctor, context_of, diagnose  # noqa: E402
-from wganlab.trainer import NonFiniteError, Trainer  # noqa: E402
+from wganlab.observe.doctor import DETECTORS, Doctor, context_of, diagnose  # noqa: E402
+from wganlab.training.loop import NonFiniteError, Trainer  # noqa: E402
 
 FAST_EVAL = dict(eval_samples=1000, w1_samples=500)
 

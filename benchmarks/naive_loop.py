@@ -31,7 +31,7 @@ from torch import autograd
 
 from wganlab.config import TrainConfig, resolve
 from wganlab.data.toy import make_toy
-from wganlab.nets import MaskedLeakyReLU, mlp_critic, mlp_generator
+from wganlab.core.nets import MaskedLeakyReLU, mlp_critic, mlp_generator
 
 
 def with_torch_activations(net: torch.nn.Module) -> torch.nn.Module:

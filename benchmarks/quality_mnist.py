@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from wganlab.api import train_run  # noqa: E402
 from wganlab.config import resolve  # noqa: E402
 from wganlab.data import make_dataset  # noqa: E402
-from wganlab.image_metrics import evaluate_images  # noqa: E402
+from wganlab.metrics.images import evaluate_images  # noqa: E402
 
 COLUMNS = ("fid", "kid", "class_kl", "classes_covered", "modes_captured", "mode_kl")
 

@@ -19,7 +19,7 @@ import statistics
 import sys
 
 from wganlab.config import PRESETS, resolve
-from wganlab.trainer import Trainer
+from wganlab.training.loop import Trainer
 
 BAR = dict(modes=8, high_quality=0.90, reverse_kl=0.1)
 

@@ -56,9 +56,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from naive_loop import NaiveWGANGP  # noqa: E402
 
 from wganlab.config import resolve  # noqa: E402
-from wganlab.nets import conv_critic, conv_generator  # noqa: E402
+from wganlab.core.nets import conv_critic, conv_generator  # noqa: E402
 from wganlab.data import make_dataset  # noqa: E402
-from wganlab.trainer import Trainer  # noqa: E402
+from wganlab.training.loop import Trainer  # noqa: E402
 
 QUIET = dict(eval_every=0, eval_samples=100, w1_samples=100, log_every=50, ema=0.0, lr_decay_fraction=0.0)
 ROWS = ("toy512", "toy512-bf16", "toy128", "toy128-bf16", "mnist", "mnist-bf16", "sweep32", "sweep32-cli")
@@ -169,7 +169,7 @@ def naive_step(config):
 def sweep_runs_per_hour(which: str, runs: int, steps: int, device: str) -> float:
     """Runs per hour of ``runs`` default-preset runs: one after another by ``Trainer`` ("naive")
     or stacked by ``run_sweep`` ("wganlab")."""
-    from wganlab.sweep import run_sweep
+    from wganlab.training.sweep import run_sweep
 
     base = resolve(None, dict(eval_every=0, eval_samples=100, w1_samples=100, log_every=50, steps=steps,
                               device=device))
@@ -249,7 +249,7 @@ def timed_run(row: str, which: str, args) -> float:
 
 def interleaved(row: str, args) -> dict:
     """Both loops of a toy or MNIST row in this process, in alternating blocks of steps."""
-    from wganlab.trainer import keep_freed_memory_for_reuse
+    from wganlab.training.loop import keep_freed_memory_for_reuse
 
     keep_freed_memory_for_reuse()  # before both loops are built: the naive one gets it too
     config, plain = configs_of(row, args)

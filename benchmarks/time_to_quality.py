@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from naive_loop import NaiveWGANGP  # noqa: E402
 
 from wganlab.config import resolve  # noqa: E402
-from wganlab.metrics import evaluate_toy  # noqa: E402
-from wganlab.trainer import Trainer  # noqa: E402
+from wganlab.metrics.toy import evaluate_toy  # noqa: E402
+from wganlab.training.loop import Trainer  # noqa: E402
 
 
 def meets_bar(result: dict) -> bool:

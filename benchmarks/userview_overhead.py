@@ -17,9 +17,9 @@ from pathlib import Path
 
 from wganlab.api import train_run
 from wganlab.config import resolve
-from wganlab.live import LiveView
-from wganlab.tensorboard_logger import TensorBoardLogger
-from wganlab.trainer import Trainer
+from wganlab.observe.live import LiveView
+from wganlab.observe.tensorboard import TensorBoardLogger
+from wganlab.training.loop import Trainer
 
 
 def timed_run(steps: int, logger: str, live: bool, folder: Path) -> float:

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from wganlab.constraints import (
+from wganlab.core.constraints import (
     clip_weights,
     critic_input_gradient_norms,
     gradient_penalty,
@@ -121,7 +121,7 @@ def test_constraints_through_the_uniform_interface():
 
 # -- one-sided, R1 / R2, DRAGAN, spectral norm -------------------------------------------------------
 
-from wganlab.constraints import (  # noqa: E402
+from wganlab.core.constraints import (  # noqa: E402
     dragan_penalty_and_norms,
     one_sided_penalty_and_norms,
     spectral_normalize,
@@ -181,7 +181,7 @@ def test_spectral_norm_makes_every_layer_and_the_critic_1_lipschitz():
 
 @pytest.mark.parametrize("sides", ["two", "one"])
 def test_closed_form_penalty_gradients_equal_autograds_also_per_run(sides):
-    from wganlab.constraints import (one_sided_penalty, one_sided_penalty_grad, two_sided_penalty,
+    from wganlab.core.constraints import (one_sided_penalty, one_sided_penalty_grad, two_sided_penalty,
                                      two_sided_penalty_grad)
     value_fn = two_sided_penalty if sides == "two" else one_sided_penalty
     grad_fn = two_sided_penalty_grad if sides == "two" else one_sided_penalty_grad

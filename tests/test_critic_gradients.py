@@ -1,12 +1,12 @@
-"""The hand-written critic step (wganlab.critic_gradients) against autograd on the same nets."""
+"""The hand-written critic step (wganlab.core.critic_gradients) against autograd on the same nets."""
 
 import pytest
 import torch
 
 from wganlab.config import resolve
-from wganlab.critic_gradients import critic_step_gradients, mlp_layers
-from wganlab.nets import MaskedLeakyReLU, mlp_critic
-from wganlab.trainer import Trainer
+from wganlab.core.critic_gradients import critic_step_gradients, mlp_layers
+from wganlab.core.nets import MaskedLeakyReLU, mlp_critic
+from wganlab.training.loop import Trainer
 
 SMALL = dict(hidden=48, depth=3, batch_size=64, steps=1, eval_every=0, log_every=1, eval_samples=100, w1_samples=100)
 

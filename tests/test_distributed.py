@@ -10,9 +10,9 @@ import torch
 from conftest import subprocess_env
 from wganlab.config import resolve
 from wganlab.data.toy import make_toy
-from wganlab.objectives import get_objective
-from wganlab.runfolder import RunFolder
-from wganlab.trainer import build_critic, build_generator, rank_seed
+from wganlab.core.objectives import get_objective
+from wganlab.runs.folder import RunFolder
+from wganlab.training.loop import build_critic, build_generator, rank_seed
 
 SETTINGS = dict(hidden=16, depth=2, batch_size=16, n_critic=2, steps=3, ema=0.0, lr_decay_fraction=0.0,
                 log_every=1, eval_every=0, eval_samples=100, w1_samples=50, gp_weight=10.0, threads=1)
@@ -25,7 +25,7 @@ def _free_port() -> int:
 
 
 def _penalty(critic, real, fake, eps, weight):
-    # written out here, independently of wganlab.constraints
+    # written out here, independently of wganlab.core.constraints
     points = (eps * real + (1 - eps) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(points).sum(), points, create_graph=True)
     norms = torch.sqrt(grad.pow(2).sum(dim=1) + 1e-12)

@@ -6,9 +6,9 @@ import pytest
 
 from wganlab.cli import main
 from wganlab.config import ConfigError, resolve
-from wganlab.doctor import DETECTORS, Doctor, diagnose, exploding_gradients, mode_collapse, non_finite
-from wganlab.doctor import oscillation, vanishing_generator_gradient
-from wganlab.trainer import Trainer
+from wganlab.observe.doctor import DETECTORS, Doctor, diagnose, exploding_gradients, mode_collapse, non_finite
+from wganlab.observe.doctor import oscillation, vanishing_generator_gradient
+from wganlab.training.loop import Trainer
 
 FAST_EVAL = dict(eval_samples=1000, w1_samples=500)
 CONTEXT = {"objective": "wasserstein", "constraint": "gradient-penalty", "steps": 1000}

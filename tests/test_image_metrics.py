@@ -7,7 +7,7 @@ import torch
 
 from wganlab.data.images import StackedMnist, mnist_dataset
 from wganlab.data.mnist import mnist_available
-from wganlab.image_metrics import (
+from wganlab.metrics.images import (
     as_images,
     classifier_outputs,
     evaluate_images,
@@ -73,7 +73,7 @@ def test_class_histogram_kl_and_coverage():
 
 
 def test_shipped_classifier_loads_after_its_checksum_and_refuses_a_wrong_one():
-    from wganlab.evalnet import WEIGHTS_NAME, _weights_dir, load_classifier
+    from wganlab.metrics.evalnet import WEIGHTS_NAME, _weights_dir, load_classifier
 
     model = load_classifier()
     assert sum(p.numel() for p in model.parameters()) < 500_000  # the file stays well under 2 MB

@@ -8,8 +8,8 @@ from test_images import write_mnist_fixture
 
 from wganlab.api import load_generator, train_run
 from wganlab.config import resolve
-from wganlab.nets import ConvCritic, ConvGenerator
-from wganlab.trainer import Trainer
+from wganlab.core.nets import ConvCritic, ConvGenerator
+from wganlab.training.loop import Trainer
 
 TINY_IMAGES = dict(batch_size=8, steps=2, n_critic=2, eval_every=1, eval_samples=24, log_every=1, latent_dim=16, held_out=32)
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from wganlab.config import resolve
-from wganlab.live import HOST, LiveView, generator_push
-from wganlab.trainer import Trainer
+from wganlab.observe.live import HOST, LiveView, generator_push
+from wganlab.training.loop import Trainer
 
 TINY = dict(hidden=16, depth=2, batch_size=32, eval_samples=300, w1_samples=200, log_every=5, eval_every=10,
             steps=20)
@@ -90,7 +90,7 @@ def test_headless_browser_renders_the_live_data(trained_view, tmp_path):
 
 
 def test_observers_do_not_change_the_run(tmp_path):
-    from wganlab.tensorboard_logger import TensorBoardLogger
+    from wganlab.observe.tensorboard import TensorBoardLogger
 
     def history(callbacks):
         trainer = Trainer(resolve(None, dict(TINY, steps=10)), callbacks=callbacks)

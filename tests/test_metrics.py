@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from wganlab.data import make_toy
-from wganlab.metrics import evaluate_toy, load_samples, mode_metrics, wasserstein1
+from wganlab.metrics.toy import evaluate_toy, load_samples, mode_metrics, wasserstein1
 
 
 def test_real_ring_samples_score_full_marks():

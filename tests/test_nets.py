@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from wganlab.constraints import gradient_penalty_and_norms
-from wganlab.nets import conv_critic, conv_generator
+from wganlab.core.constraints import gradient_penalty_and_norms
+from wganlab.core.nets import conv_critic, conv_generator
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -58,8 +58,8 @@ def test_masked_leaky_relu_gives_torchs_critic_gradients_with_a_sixth_fewer_flop
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils.flop_counter import flop_registry
 
-    from wganlab.constraints import gradient_penalty
-    from wganlab.nets import MaskedLeakyReLU
+    from wganlab.core.constraints import gradient_penalty
+    from wganlab.core.nets import MaskedLeakyReLU
 
     class CountFlops(TorchDispatchMode):
         total = 0

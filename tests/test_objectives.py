@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from wganlab.objectives import OBJECTIVES, get_objective, minimax, non_saturating, wasserstein
+from wganlab.core.objectives import OBJECTIVES, get_objective, minimax, non_saturating, wasserstein
 
 
 def _numpy_sigmoid(s):
@@ -78,7 +78,7 @@ def test_optimal_discriminator_loss_is_2_log_2_at_equilibrium():
 
 # -- least squares, hinge, BEGAN ---------------------------------------------------------------
 
-from wganlab.objectives import (  # noqa: E402
+from wganlab.core.objectives import (  # noqa: E402
     BoundaryEquilibrium,
     began_convergence,
     began_k_update,
@@ -136,7 +136,7 @@ def test_began_equilibrium_weights_the_fake_error_by_k_and_updates_it():
 
 
 def test_autoencoder_critic_scores_are_per_sample_l1_errors():
-    from wganlab.nets import AutoencoderCritic
+    from wganlab.core.nets import AutoencoderCritic
 
     critic = AutoencoderCritic(2, hidden=8, depth=1)
     x = torch.randn(5, 2)

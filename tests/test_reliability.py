@@ -14,8 +14,8 @@ from conftest import subprocess_env
 from wganlab.api import train_run
 from wganlab.cli import main
 from wganlab.config import ConfigError, resolve
-from wganlab.runfolder import RunFolder
-from wganlab.trainer import NonFiniteError, Trainer
+from wganlab.runs.folder import RunFolder
+from wganlab.training.loop import NonFiniteError, Trainer
 
 SMALL = dict(hidden=16, depth=2, batch_size=32, eval_samples=200, w1_samples=100, log_every=2, eval_every=4,
              steps=12, threads=1)

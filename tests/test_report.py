@@ -2,7 +2,7 @@ import json
 
 from wganlab.api import train_run
 from wganlab.config import resolve
-from wganlab.report import write_report
+from wganlab.report.run import write_report
 
 TINY = dict(hidden=16, depth=2, batch_size=32, eval_samples=300, w1_samples=200, log_every=2, eval_every=2, steps=4)
 

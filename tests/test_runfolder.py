@@ -1,6 +1,6 @@
 import pytest
 
-from wganlab.runfolder import RunFolder, RunFolderError, atomic_write_bytes, next_run_dir
+from wganlab.runs.folder import RunFolder, RunFolderError, atomic_write_bytes, next_run_dir
 
 
 def test_atomic_write_keeps_the_old_content_when_writing_fails(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from wganlab.config import ConfigError, resolve
-from wganlab.trainer import Trainer
+from wganlab.training.loop import Trainer
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 TINY = dict(hidden=32, depth=2, batch_size=64, n_critic=2, gp_weight=10.0, lr_g=1e-3, lr_d=1e-3, ema=0.0,

@@ -6,8 +6,8 @@ import torch
 
 from conftest import subprocess_env
 from wganlab.config import ConfigError, resolve
-from wganlab.sweep import run_sweep, sweep_configs
-from wganlab.trainer import Trainer
+from wganlab.training.sweep import run_sweep, sweep_configs
+from wganlab.training.loop import Trainer
 
 TINY = dict(hidden=32, depth=2, batch_size=64, steps=8, log_every=1, eval_every=0, eval_samples=200, w1_samples=100)
 
@@ -60,7 +60,7 @@ def test_cli_sweep_refuses_a_bad_grid_in_one_line():
     (dict(objective="began"), "objective"), (dict(optimizer="rmsprop"), "Adam only"),
 ])
 def test_a_sweep_refuses_what_its_stacked_loop_does_not_implement(overrides, named):
-    from wganlab.sweep import supports
+    from wganlab.training.sweep import supports
 
     config = resolve(None, dict(steps=1, **overrides))
     assert not supports(config)

@@ -6,7 +6,7 @@ import torch
 
 from wganlab.api import train_run
 from wganlab.config import resolve
-from wganlab.tensorboard_logger import critic_input_gradient_norms
+from wganlab.observe.tensorboard import critic_input_gradient_norms
 
 EventAccumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator").EventAccumulator
 
@@ -69,8 +69,8 @@ def test_critic_input_gradient_norms_of_a_linear_critic_are_its_weight_norm():
 
 def test_image_data_gets_a_sample_grid(tmp_path):
     from wganlab.data.array import ArrayDataset
-    from wganlab.tensorboard_logger import TensorBoardLogger
-    from wganlab.trainer import Trainer
+    from wganlab.observe.tensorboard import TensorBoardLogger
+    from wganlab.training.loop import Trainer
 
     images = ArrayDataset(np.random.default_rng(0).uniform(-1, 1, size=(100, 16)))
     images.image_shape = (1, 4, 4)  # 16 numbers per sample are a 4 x 4 grey image

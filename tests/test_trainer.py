@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from wganlab.config import resolve
-from wganlab.constraints import CONSTRAINTS
-from wganlab.objectives import OBJECTIVES
-from wganlab.trainer import Trainer
+from wganlab.core.constraints import CONSTRAINTS
+from wganlab.core.objectives import OBJECTIVES
+from wganlab.training.loop import Trainer
 
 TINY = dict(hidden=16, depth=2, batch_size=32, eval_samples=200, w1_samples=100, log_every=1, eval_every=0)
 

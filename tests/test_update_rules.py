@@ -5,8 +5,8 @@ import torch
 from torch.testing import assert_close
 
 from wganlab.config import resolve
-from wganlab.trainer import Trainer
-from wganlab.update_rules import Alternating, Extragradient, OptimisticHooks, unrolled_critic_scores
+from wganlab.training.loop import Trainer
+from wganlab.core.update_rules import Alternating, Extragradient, OptimisticHooks, unrolled_critic_scores
 
 TINY = dict(hidden=16, depth=2, batch_size=32, eval_samples=200, w1_samples=100, log_every=1, eval_every=0)
 

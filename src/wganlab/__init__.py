@@ -12,6 +12,10 @@ __version__ = "0.1.0"
 
 __all__ = ["Run", "evaluate", "train"]
 
+from wganlab import _aliases
+
+_aliases.install()  # the flat layout's module paths (wganlab.trainer, ...) keep importing
+
 
 def __getattr__(name):  # the API imports torch: load it on first use, not on `import wganlab`
     if name in __all__:

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from wganlab.config import TrainConfig, resolve
-from wganlab.report import CRITIC_SURFACE, write_report
-from wganlab.runfolder import RunFolder, RunFolderError
+from wganlab.report.run import CRITIC_SURFACE, write_report
+from wganlab.runs.folder import RunFolder, RunFolderError
 
 
 def train_run(config: TrainConfig, out: str | Path, overwrite: bool = False, progress: bool = False,
@@ -40,11 +40,11 @@ def train_run(config: TrainConfig, out: str | Path, overwrite: bool = False, pro
 
 def _train_into_folder(config: TrainConfig, out: str | Path, overwrite: bool, progress: bool, callbacks,
                        resume: bool = False):
-    from wganlab.trainer import Trainer
+    from wganlab.training.loop import Trainer
 
     trainer = Trainer(config, progress=progress, callbacks=callbacks)
     if config.logger in ("tensorboard", "both"):
-        from wganlab.tensorboard_logger import require_tensorboard
+        from wganlab.observe.tensorboard import require_tensorboard
 
         require_tensorboard()
     if resume:
@@ -63,12 +63,12 @@ def _train_into_folder(config: TrainConfig, out: str | Path, overwrite: bool, pr
     trainer.run = run
     run.log_metrics = config.logger in ("jsonl", "both")
     if trainer.dataset.kind == "image" and trainer.rank == 0:
-        from wganlab.image_report import GRIDS, SampleGrids
+        from wganlab.observe.grids import GRIDS, SampleGrids
 
         trainer.callbacks.append(SampleGrids(run.path / GRIDS))
     board = None
     if config.logger in ("tensorboard", "both") and trainer.rank == 0:
-        from wganlab.tensorboard_logger import TensorBoardLogger
+        from wganlab.observe.tensorboard import TensorBoardLogger
 
         board = TensorBoardLogger(run.path)
         trainer.callbacks.append(board)
@@ -116,7 +116,7 @@ def _stop_on_signals(trainer):
 def load_generator(run_dir: str | Path):
     """The saved generator of a run as ``sample(n, seed=0) -> (n, *shape) numpy array``."""
     from wganlab.data import data_shape
-    from wganlab.trainer import build_generator
+    from wganlab.training.loop import build_generator
 
     run = RunFolder(run_dir)
     if not run.path.is_dir():
@@ -214,7 +214,7 @@ def train(config: TrainConfig | str | Path | None = None, *, preset: str | None 
     Returns:
         a :class:`Run`: ``run.metrics``, ``run.sample(n) -> (n, D)``, ``run.history``.
     """
-    from wganlab.trainer import Trainer
+    from wganlab.training.loop import Trainer
 
     dataset, data_name = _as_dataset(data)
     if dataset is None and data_name is not None:
@@ -262,7 +262,7 @@ def evaluate(samples, data, *, n_real: int = 2000, seed: int = 0) -> dict:
         ``reverse_kl``, ``mode_counts``.
     """
     from wganlab.data.toy import make_toy
-    from wganlab.metrics import evaluate_toy
+    from wganlab.metrics.toy import evaluate_toy
 
     if isinstance(data, str):
         dataset = make_toy(data)

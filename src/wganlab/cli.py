@@ -140,7 +140,7 @@ _RESUMABLE = ("steps", "max_seconds", "threads", "device", "eval_every", "log_ev
 
 def _resume_config(args, overrides: dict):
     from wganlab.config import from_dict
-    from wganlab.runfolder import RunFolder
+    from wganlab.runs.folder import RunFolder
 
     if args.overwrite:
         raise UsageError("--resume continues a run and --overwrite replaces it; give one of them")
@@ -193,7 +193,7 @@ def _data(args) -> int:
 
 def _evalnet(args) -> int:
     from wganlab.data.images import mnist_dataset
-    from wganlab.evalnet import save_classifier, train_classifier
+    from wganlab.metrics.evalnet import save_classifier, train_classifier
 
     if args.epochs < 1:
         raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
@@ -211,8 +211,8 @@ def _evalnet(args) -> int:
 
 def _eval_images(args) -> int:
     from wganlab.data.images import make_image_dataset
-    from wganlab.image_metrics import evaluate_images
-    from wganlab.metrics import read_npy
+    from wganlab.metrics.images import evaluate_images
+    from wganlab.metrics.toy import read_npy
 
     dataset = make_image_dataset(args.data, args.data_dir)
     samples = read_npy(args.samples)
@@ -228,8 +228,8 @@ def _add_doctor_parser(sub) -> None:
 
 
 def _doctor(args) -> int:
-    from wganlab.doctor import context_of, diagnose
-    from wganlab.runfolder import RunFolder, RunFolderError
+    from wganlab.observe.doctor import context_of, diagnose
+    from wganlab.runs.folder import RunFolder, RunFolderError
 
     run = RunFolder(args.run)
     if not run.path.is_dir():
@@ -262,7 +262,7 @@ def _add_sweep_parser(sub) -> None:
 
 
 def _sweep(args) -> int:
-    from wganlab.sweep import parse_grid, run_sweep
+    from wganlab.training.sweep import parse_grid, run_sweep
 
     overrides = {key: getattr(args, key) for key in _TRAIN_FLAGS if key != "seed"}
     overrides.update(_parse_set(args.set))
@@ -291,8 +291,8 @@ def _sweep(args) -> int:
 
 def _train(args) -> int:
     from wganlab.api import train_run
-    from wganlab.distributed import broadcast_from_rank0, launched_by_torchrun, local_device, process_group, rank
-    from wganlab.runfolder import next_run_dir
+    from wganlab.training.distributed import broadcast_from_rank0, launched_by_torchrun, local_device, process_group, rank
+    from wganlab.runs.folder import next_run_dir
 
     overrides = {key: getattr(args, key) for key in _TRAIN_FLAGS}
     overrides.update(_parse_set(args.set))
@@ -312,7 +312,7 @@ def _train(args) -> int:
             raise UsageError("--strict cannot stop one rank of a torchrun job alone (the others would wait for it); "
                              "run the doctor afterwards with 'wganlab doctor RUN_DIR'")
         if not args.no_doctor and rank() == 0:  # the doctor reads rank 0's metric stream, as the log does
-            from wganlab.doctor import Doctor
+            from wganlab.observe.doctor import Doctor
 
             callbacks.append(Doctor(strict=args.strict))
         live = _start_live_view(config, args.port) if args.live and rank() == 0 else None
@@ -344,7 +344,7 @@ def _train(args) -> int:
 
 def _start_live_view(config, port: int):
     from wganlab.data import data_shape
-    from wganlab.live import LiveView
+    from wganlab.observe.live import LiveView
 
     shape = data_shape(config)
     if shape != (2,):
@@ -383,7 +383,7 @@ def _eval(args) -> int:
 
     if args.data not in TOY_DATASETS:
         return _eval_images(args)
-    from wganlab.metrics import evaluate_toy, load_samples
+    from wganlab.metrics.toy import evaluate_toy, load_samples
 
     dataset = make_toy(args.data, radius=args.radius, sigma=args.sigma, spacing=args.spacing)
     if args.w1_samples < 2:
@@ -437,7 +437,7 @@ def _experiment(args) -> int:
 
 
 def _compare(args) -> int:
-    from wganlab.compare import write_comparison
+    from wganlab.report.compare import write_comparison
 
     out = write_comparison(args.runs, args.out)
     print(f"compared {len(args.runs)} runs: {out}")
@@ -445,8 +445,8 @@ def _compare(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from wganlab.runfolder import RunFolderError
-    from wganlab.trainer import CheckpointMismatchError, NonFiniteError
+    from wganlab.runs.folder import RunFolderError
+    from wganlab.training.loop import CheckpointMismatchError, NonFiniteError
 
     commands = {"train": _train, "sample": _sample, "eval": _eval, "presets": _presets, "compare": _compare,
                 "doctor": _doctor, "sweep": _sweep, "experiment": _experiment, "data": _data, "evalnet": _evalnet}

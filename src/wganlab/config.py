@@ -17,10 +17,10 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from wganlab.constraints import CONSTRAINTS, INPUT_GRADIENT_PENALTIES, PROJECTION_ONLY
+from wganlab.core.constraints import CONSTRAINTS, INPUT_GRADIENT_PENALTIES, PROJECTION_ONLY
 from wganlab.data.toy import TOY_DATASETS
-from wganlab.objectives import OBJECTIVES
-from wganlab.update_rules import UPDATE_RULES
+from wganlab.core.objectives import OBJECTIVES
+from wganlab.core.update_rules import UPDATE_RULES
 
 OPTIMIZERS = ("adam", "rmsprop")
 ON_NONFINITE = ("rollback", "stop")
@@ -92,7 +92,7 @@ class TrainConfig:
     logger: str = "both"  # where training statistics go: jsonl (metrics.jsonl), tensorboard, or both
     held_out: int = 1024  # fixed held-out batch of the critic's Wasserstein estimate at each log line
     precision: str = "fp32"  # "bf16": autocast the nets' matmuls to bfloat16 (CPU and GPU), losses and penalty norms in fp32
-    # auto: plain MLP critics take their critic-step gradients from wganlab.critic_gradients
+    # auto: plain MLP critics take their critic-step gradients from wganlab.core.critic_gradients
     # (explicit matmuls, the same mathematics); autograd: always torch.autograd
     critic_backward: str = "auto"
 

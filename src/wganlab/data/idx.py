@@ -72,7 +72,7 @@ def encode_idx(array: np.ndarray) -> bytes:
 
 def write_idx(path: str | Path, array: np.ndarray, compress: bool = False) -> Path:
     """Writes ``array`` as an IDX file (gzip-compressed with ``compress``), atomically."""
-    from wganlab.runfolder import atomic_write_bytes
+    from wganlab.util.files import atomic_write_bytes
 
     data = encode_idx(array)
     if compress:

@@ -20,7 +20,8 @@ from typing import Callable
 
 import numpy as np
 
-from wganlab.runfolder import atomic_write_text
+from wganlab.util.files import atomic_write_text
+from wganlab.util.plotting import pyplot  # noqa: F401  (the experiments import it from here)
 
 RESULT = "result.json"
 SECTION = "section.html"
@@ -75,15 +76,6 @@ def jsonable(value):
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
-
-
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display on servers and CI
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def save_figure(fig, out: Path, name: str) -> str:
@@ -205,9 +197,9 @@ def write_report(out: Path, folders: list[Path]) -> Path:
 
 def final_metrics(configs: list) -> list[dict]:
     """Each config's final metrics (modes_captured, n_modes, high_quality_fraction, w1, ...),
-    in order: the configs ``wganlab.sweep`` supports stacked in one process, the rest by
+    in order: the configs ``wganlab.training.sweep`` supports stacked in one process, the rest by
     ``Trainer`` one after another."""
-    from wganlab.sweep import supports, train_configs
+    from wganlab.training.sweep import supports, train_configs
 
     stacked = [i for i, config in enumerate(configs) if supports(config)]
     rows = dict(zip(stacked, train_configs([configs[i] for i in stacked]))) if stacked else {}
@@ -222,7 +214,7 @@ def train_runs(configs: list, callbacks_for=None) -> list:
     The one place experiments train several networks: a batched sweep can replace this body
     without touching them. ``callbacks_for(index, config)`` gives each run its observers.
     """
-    from wganlab.trainer import Trainer
+    from wganlab.training.loop import Trainer
 
     trainers = []
     for index, config in enumerate(configs):

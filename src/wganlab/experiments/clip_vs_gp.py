@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wganlab.constraints import clip_weights, gradient_penalty
+from wganlab.core.constraints import clip_weights, gradient_penalty
 from wganlab.data.toy import make_toy
 from wganlab.experiments.base import check, pyplot, register, result, save_figure
-from wganlab.nets import mlp_critic
-from wganlab.objectives import wasserstein_critic_loss
+from wganlab.core.nets import mlp_critic
+from wganlab.core.objectives import wasserstein_critic_loss
 
 CLIPS = (0.1, 0.01, 0.001)
 

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from wganlab.constraints import gradient_penalty
+from wganlab.core.constraints import gradient_penalty
 from wganlab.experiments.base import check, pyplot, register, result, save_figure
-from wganlab.objectives import classifier_critic_loss
+from wganlab.core.objectives import classifier_critic_loss
 
 LOG2 = math.log(2.0)
 

@@ -1,7 +1,7 @@
 """mnist-modes: which digits does a collapsing GAN draw, and which does WGAN-GP draw?
 
 Mode collapse on real images, read through the shipped MNIST classifier
-(:mod:`wganlab.evalnet`): each generated digit is classified, and the predicted class
+(:mod:`wganlab.metrics.evalnet`): each generated digit is classified, and the predicted class
 histogram is scored by its KL divergence to uniform (0 nats: every digit equally often;
 log 10 = 2.303 nats: one digit only) and by the classes it covers.
 
@@ -106,7 +106,7 @@ def run(quick: bool, out: Path) -> dict:
 
 
 def _plots(out: Path, names, trainers, runs) -> list[str]:
-    from wganlab.image_report import grid_array
+    from wganlab.observe.grids import grid_array
 
     plt = pyplot()
     seed = names[0][1]

@@ -43,7 +43,7 @@ def run(quick: bool, out: Path) -> dict:
                                          beta1=s["beta1"], seed=s["seed"], steps=g["steps"], hidden=g["hidden"],
                                          batch_size=g["batch"], log_every=g["steps"], eval_every=0,
                                          eval_samples=1000, w1_samples=500)) for s in settings]
-    summaries = final_metrics(configs)  # stacked by wganlab.sweep where it can (Adam runs)
+    summaries = final_metrics(configs)  # stacked by wganlab.training.sweep where it can (Adam runs)
     runs = [{**s, "modes": m["modes_captured"], "high_quality": m["high_quality_fraction"], "w1": m["w1"],
              "success": m["modes_captured"] == m["n_modes"] and m["high_quality_fraction"] >= 0.9}
             for s, m in zip(settings, summaries)]

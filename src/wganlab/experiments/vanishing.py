@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from wganlab.config import resolve
-from wganlab.constraints import gradient_penalty
+from wganlab.core.constraints import gradient_penalty
 from wganlab.experiments.base import check, pyplot, register, result, save_figure, train_runs
-from wganlab.nets import mlp_critic
-from wganlab.objectives import classifier_critic_loss, minimax_generator_loss, non_saturating_generator_loss
+from wganlab.core.nets import mlp_critic
+from wganlab.core.objectives import classifier_critic_loss, minimax_generator_loss, non_saturating_generator_loss
 
 
 def _grad_norm(loss: torch.Tensor, params: list[torch.Tensor]) -> float:

@@ -34,11 +34,11 @@ import torch
 from torch.func import functional_call, grad, stack_module_state, vmap
 
 from wganlab.config import ConfigError, TrainConfig, from_dict
-from wganlab.constraints import gradient_norms, two_sided_penalty, two_sided_penalty_grad
-from wganlab.critic_gradients import critic_step_gradients, mlp_layers
+from wganlab.core.constraints import gradient_norms, two_sided_penalty, two_sided_penalty_grad
+from wganlab.core.critic_gradients import critic_step_gradients, mlp_layers
 from wganlab.data.toy import TOY_DATASETS, make_toy
-from wganlab.metrics import evaluate_toy
-from wganlab.objectives import get_objective
+from wganlab.metrics.toy import evaluate_toy
+from wganlab.core.objectives import get_objective
 
 # Keys that may differ between the runs of one stacked group: they change no shape and no
 # schedule. Runs that differ in any other key go to separate groups.
@@ -128,7 +128,7 @@ class _Adam:
 
 
 def _train_group(configs: list[TrainConfig], keep_history: bool) -> list[dict]:
-    from wganlab.trainer import build_critic, build_generator, keep_freed_memory_for_reuse  # as the trainer
+    from wganlab.training.loop import build_critic, build_generator, keep_freed_memory_for_reuse  # as the trainer
 
     keep_freed_memory_for_reuse()
 

@@ -1,7 +1,7 @@
 """Image-quality metrics: FID, KID, the class histogram and stacked-MNIST mode counts.
 
 Metrics read samples; they never import the trainer. Features come from the shipped MNIST
-classifier (:mod:`wganlab.evalnet`), so FID and KID here are in *our* feature space: they
+classifier (:mod:`wganlab.metrics.evalnet`), so FID and KID here are in *our* feature space: they
 compare runs of this project with each other, not with Inception-FIDs of papers.
 
 * FID (Heusel et al. 2017): ||mu1 - mu2||^2 + tr C1 + tr C2 - 2 tr (C1^1/2 C2 C1^1/2)^1/2,
@@ -99,7 +99,7 @@ def _unique_rows(keys: torch.Tensor):
 @torch.no_grad()
 def classifier_outputs(images: torch.Tensor, batch: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 1, 28, 28) images in [-1, 1] -> (N, 128) features and (N,) predicted digits."""
-    from wganlab.evalnet import load_classifier
+    from wganlab.metrics.evalnet import load_classifier
 
     model = load_classifier()
     # Stacked MNIST built from real digits repeats each digit image in many samples: classify

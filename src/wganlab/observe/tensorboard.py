@@ -91,9 +91,9 @@ class TensorBoardLogger:
             self.writer.add_image("samples/grid", _image_grid(samples), step)
         if dataset.dim != 2:
             return
-        from wganlab.report import _pyplot
+        from wganlab.util.plotting import pyplot
 
-        plt = _pyplot()
+        plt = pyplot()
         real = trainer.held_real.cpu().numpy()
         fake = trainer.sample(1000, seed=trainer.config.seed).numpy()
         xs, ys, values = trainer.critic_surface()

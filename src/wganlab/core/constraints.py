@@ -201,7 +201,7 @@ class Constraint:
         project: critic -> stats dict, run after each critic optimiser step.
         penalty_of_norms: for penalties at the WGAN-GP interpolates, the same penalty as a
             function of the (B,) input-gradient norms there -> (scalar, stats); it lets the
-            trainer compute the penalty's gradient by hand (``wganlab.critic_gradients``).
+            trainer compute the penalty's gradient by hand (``wganlab.core.critic_gradients``).
         penalty_norm_grads: (B,) norms -> d penalty / d norms, that penalty's derivative in
             closed form (the hand-written step then needs no autograd for it).
     """

@@ -12,7 +12,7 @@ is piecewise constant, so the input gradient is a linear map of the weights; wri
 needs no second-order rule of any op.
 
 Every tensor carries a leading run dimension K: the trainer passes its one critic as K = 1,
-``wganlab.sweep`` passes K stacked critics, and the same code serves both.
+``wganlab.training.sweep`` passes K stacked critics, and the same code serves both.
 
 Notation, for layers l = 1..L, W_l (K, n_l, n_{l-1}), b_l (K, n_l):
     forward    a_l = h_{l-1} W_l^T + b_l,  h_l = a_l * s_l,  s_l = 1 where a_l > 0, else slope;
@@ -35,8 +35,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from wganlab.constraints import gradient_norms
-from wganlab.nets import MaskedLeakyReLU, slope_mask
+from wganlab.core.constraints import gradient_norms
+from wganlab.core.nets import MaskedLeakyReLU, slope_mask
 
 
 @dataclass

@@ -70,7 +70,7 @@ class Objective:
     equilibrium: "BoundaryEquilibrium | None" = None
     # For critic losses of the form mean_i l_real(s_i) + mean_j l_fake(s_j): (real_scores,
     # fake_scores) -> (l_real'(s), l_fake'(s)) elementwise, so that the hand-written critic step
-    # (wganlab.critic_gradients) needs no autograd for dLoss/dscore (the loss's gradient is
+    # (wganlab.core.critic_gradients) needs no autograd for dLoss/dscore (the loss's gradient is
     # these over the batch size). None: autograd.
     critic_sample_grads: Callable | None = None
 

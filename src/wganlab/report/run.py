@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wganlab.runfolder import CONFIG, RunFolder
+from wganlab.runs.folder import CONFIG, RunFolder
+from wganlab.util.plotting import pyplot
 
 SAMPLES_PNG = "samples.png"
 CURVES_PNG = "curves.png"
@@ -17,19 +18,10 @@ CRITIC_SURFACE = "critic_surface.npz"
 REPORT = "report.html"
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display on servers and CI
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_samples(samples: np.ndarray, real: np.ndarray, path: Path, surface: dict | None = None,
                  title: str = "") -> None:
     """Generated samples over the real data, with the critic's value as filled contours."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 6))
     if surface is not None:
         contour = ax.contourf(surface["xs"], surface["ys"], surface["values"], levels=30, cmap="RdBu_r", alpha=0.55)
@@ -46,7 +38,7 @@ def plot_samples(samples: np.ndarray, real: np.ndarray, path: Path, surface: dic
 
 def plot_curves(records: list[dict], path: Path) -> None:
     """Losses, the critic's W1 estimate against the exact W1, mode metrics and gradient norms."""
-    plt = _pyplot()
+    plt = pyplot()
     train = [r for r in records if r.get("kind") == "train"]
     evals = [r for r in records if r.get("kind") == "eval"]
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
@@ -153,7 +145,7 @@ def write_report(run_dir: str | Path) -> Path:
     images = []
     shape = data_shape(config)
     if len(shape) > 1:
-        from wganlab.image_report import image_report_images
+        from wganlab.report.images import image_report_images
 
         title = f"{config.preset} on {config.data}, {summary.get('steps', config.steps)} steps"
         images += image_report_images(run.path, records, summary, title)

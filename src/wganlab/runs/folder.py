@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from wganlab.util.files import atomic_write_bytes, atomic_write_text
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -34,28 +34,6 @@ SUMMARY = "summary.json"
 
 class RunFolderError(ValueError):
     """A run folder that cannot be used as asked."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Writes ``data`` so that ``path`` holds either its old or its new content, never a part.
-
-    A kill mid-write leaves at most a hidden ``.NAME.*.tmp`` file beside it, which readers ignore.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
 
 
 def next_run_dir(root: str | Path, name: str) -> Path:

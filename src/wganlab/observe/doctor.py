@@ -293,7 +293,7 @@ PROBE_STEPS = 5
 def probe_critic(trainer, steps: int = PROBE_STEPS, seed: int = 0) -> dict:
     """Trains a copy of the critic ``steps`` more steps (its own RNG, the run untouched) and
     returns the held-out Wasserstein estimate before and after, and the relative gain."""
-    from wganlab.trainer import build_critic
+    from wganlab.training.loop import build_critic
 
     # A fresh critic with the run's weights, not a deepcopy: under torchrun a deepcopy would
     # carry DDP's gradient hooks into the probe and corrupt the run's next all-reduce.

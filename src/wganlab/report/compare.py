@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wganlab.report import _pyplot
-from wganlab.runfolder import SAMPLES, RunFolder, RunFolderError
+from wganlab.util.plotting import pyplot
+from wganlab.runs.folder import SAMPLES, RunFolder, RunFolderError
 
 # final metric -> which way is better ("max" or "min"); rows appear in this order
 METRICS = {
@@ -59,12 +59,12 @@ def _labels(paths: list[Path]) -> list[str]:
 def _png(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return base64.b64encode(buffer.getvalue()).decode()
 
 
 def _curves_png(runs: list[_LoadedRun]) -> str:
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(14, 7.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (title, kind, keys) in zip(axes.flat, CURVES):
@@ -105,7 +105,7 @@ def _real_points(config) -> np.ndarray | None:
 def _samples_png(run: _LoadedRun) -> str | None:
     if run.samples is None or run.samples.ndim != 2 or run.samples.shape[1] != 2:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(3.6, 3.6))
     real = _real_points(run.config)
     if real is not None:
@@ -206,7 +206,7 @@ def write_comparison(run_dirs: list[str | Path], out: str | Path) -> Path:
         "</body></html>",
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
-    from wganlab.runfolder import atomic_write_text
+    from wganlab.util.files import atomic_write_text
 
     atomic_write_text(out, "\n".join(parts))
     return out

@@ -22,16 +22,16 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from wganlab.config import TrainConfig, validate
-from wganlab.constraints import PROJECTION_ONLY, interpolation_weights, make_constraint
-from wganlab.critic_gradients import critic_step_gradients, mlp_layers
-from wganlab.distributed import rank_and_world_size
+from wganlab.core.constraints import PROJECTION_ONLY, interpolation_weights, make_constraint
+from wganlab.core.critic_gradients import critic_step_gradients, mlp_layers
+from wganlab.training.distributed import rank_and_world_size
 from wganlab.data import make_dataset
-from wganlab.metrics import evaluate_toy
-from wganlab.nets import (AutoencoderCritic, conv_critic, conv_generator, image_mlp_critic, image_mlp_generator,
+from wganlab.metrics.toy import evaluate_toy
+from wganlab.core.nets import (AutoencoderCritic, conv_critic, conv_generator, image_mlp_critic, image_mlp_generator,
                           mlp_critic, mlp_generator, resolve_net)
-from wganlab.objectives import get_objective
-from wganlab.runfolder import RunFolder
-from wganlab.update_rules import make_update_rule
+from wganlab.core.objectives import get_objective
+from wganlab.runs.folder import RunFolder
+from wganlab.core.update_rules import make_update_rule
 
 HELD_OUT = 1024  # samples in the fixed held-out batch for the critic's Wasserstein estimate
 
@@ -345,7 +345,7 @@ class Trainer:
 
     def _hand_written_critic(self):
         """(layers, slopes) when the critic step can take its gradients from
-        ``wganlab.critic_gradients`` (a plain MLP critic, one process, fp32 or bf16, no penalty
+        ``wganlab.core.critic_gradients`` (a plain MLP critic, one process, fp32 or bf16, no penalty
         or one at the interpolates), else None: the autograd path."""
         config = self.config
         if config.critic_backward != "auto" or self.world_size > 1 or config.precision not in ("fp32", "bf16"):
@@ -413,7 +413,7 @@ class Trainer:
         if not torch.isfinite(samples).all():
             raise NonFiniteError(f"the generator produced NaN/Inf samples at step {self.step}")
         if self.dataset.kind == "image":
-            from wganlab.image_metrics import evaluate_images
+            from wganlab.metrics.images import evaluate_images
 
             return evaluate_images(samples, self.dataset, seed=self.config.seed)
         # mode_counts stays in: modes visited over time (mode hopping) is read from it
@@ -596,7 +596,7 @@ class Trainer:
         parameter norms, the generated samples' spread relative to the data's (mean pairwise
         distance ratio; ~1 healthy, -> 0 under collapse) and the critic's input-gradient norms at
         real-fake interpolates (the share above 1.5 shows a Lipschitz violation)."""
-        from wganlab.constraints import critic_input_gradient_norms
+        from wganlab.core.constraints import critic_input_gradient_norms
 
         n = min(n, len(self.held_real))  # config.held_out may be smaller
         real = self.held_real[:n]

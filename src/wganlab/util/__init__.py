@@ -1,0 +1,1 @@
+"""The bottom layer: file and plotting helpers that know nothing of GANs."""

@@ -1,0 +1,13 @@
+"""matplotlib for files only, imported on first use (it costs a second at start-up)."""
+
+from __future__ import annotations
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend: no display on servers and CI."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
