@@ -1,0 +1,129 @@
+"""The layout: layers whose imports point down, no circles, the old module paths, and runs
+that compute what the flat layout's main computed (stored references, tests/data/)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import import_graph  # noqa: E402  (tests/import_graph.py)
+
+from wganlab import _aliases  # noqa: E402
+from wganlab.cli import main  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def test_every_module_sits_in_a_layer_and_imports_only_downwards():
+    edges = import_graph.graph()
+    outside = [m for m in edges if import_graph.layer_of(m) is None and m not in ("wganlab", "wganlab._aliases")]
+    assert outside == []
+    assert import_graph.upward_imports(edges) == []
+
+
+def test_the_layer_check_sees_a_function_local_back_import(tmp_path, monkeypatch):
+    # the same check on a copy of core/nets.py with an import of the trainer inside a function
+    edges = import_graph.graph()
+    edges["wganlab.core.nets"] = edges["wganlab.core.nets"] | {"wganlab.training.loop"}
+    assert ("wganlab.core.nets", "wganlab.training.loop") in import_graph.upward_imports(edges)
+    source = "def f():\n    from wganlab.training.loop import Trainer\n"
+    file = tmp_path / "probe.py"
+    file.write_text(source)
+    found = import_graph.imports("wganlab.core.probe", file, import_graph.modules())
+    assert found == {"wganlab.training.loop"}
+
+
+def test_no_import_circles_counting_function_local_imports():
+    assert import_graph.cycles(import_graph.graph()) == []
+    assert import_graph.cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_lint_imports_keeps_the_layers_contract():
+    tool = shutil.which("lint-imports")
+    if tool is None:
+        pytest.skip("import-linter is not installed (pip install -e '.[dev]')")
+    done = subprocess.run([tool], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert "1 kept, 0 broken" in done.stdout
+
+
+def test_old_module_paths_import_the_moved_modules():
+    for old, new in _aliases.OLD_PATHS.items():
+        assert importlib.import_module(old) is importlib.import_module(new)
+    from wganlab.metrics import evaluate_toy  # the old wganlab.metrics module's names
+    from wganlab.metrics.toy import evaluate_toy as moved
+
+    assert evaluate_toy is moved
+
+
+def test_nothing_inside_the_package_imports_an_old_path():
+    import ast
+
+    offenders = []
+    for name, path in import_graph.modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [(name, t) for t in targets if t in _aliases.OLD_PATHS]
+    assert offenders == []
+
+
+def test_no_module_over_400_lines():
+    long = {name: n for name, path in import_graph.modules().items()
+            if (n := len(path.read_text().splitlines())) > 400}
+    assert long == {}
+
+
+def _records(path: Path) -> list[dict]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for row in rows:
+        row.pop("time", None)  # wall time, the one thing allowed to change
+    return rows
+
+
+def _same_records(new: list[dict], old: list[dict]) -> None:
+    assert [r["kind"] for r in new] == [r["kind"] for r in old]
+    for a, b in zip(new, old):
+        assert a == b, {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
+
+
+SHORT_RUNS = {
+    "default-60": ["--steps", "60", "--log-every", "10", "--eval-every", "30"],
+    "wgan-grid25-40": ["--preset", "wgan", "--data", "grid25", "--steps", "40", "--hidden", "64",
+                       "--log-every", "10", "--eval-every", "20"],
+}
+FULL_RUNS = {"default-full": [], "wgan-grid25-300": ["--preset", "wgan", "--data", "grid25", "--steps", "300"]}
+
+
+@pytest.mark.parametrize("name", sorted(SHORT_RUNS))
+def test_short_runs_compute_what_the_flat_layout_computed(name, tmp_path, capsys):
+    out = tmp_path / name
+    args = SHORT_RUNS[name] + ["--eval-samples", "500", "--w1-samples", "500", "--threads", "2", "--logger", "jsonl"]
+    assert main(["train", "--seed", "0", "--no-progress", "--out", str(out), *args]) == 0
+    _same_records(_records(out / "metrics.jsonl"), _records(DATA / "reference" / f"{name}.jsonl"))
+
+
+@pytest.mark.skipif(not os.environ.get("WGANLAB_FULL_REFERENCE"), reason="a minute each: WGANLAB_FULL_REFERENCE=1")
+@pytest.mark.parametrize("name", sorted(FULL_RUNS))
+def test_full_runs_compute_what_the_flat_layout_computed(name, tmp_path):
+    out = tmp_path / name
+    done = subprocess.run([sys.executable, "-m", "wganlab", "train", "--seed", "0", "--no-progress", "--out", str(out),
+                           *FULL_RUNS[name]], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    _same_records(_records(out / "metrics.jsonl"), _records(DATA / "reference" / f"{name}.jsonl"))
+
+
+def test_a_checkpoint_of_the_flat_layout_resumes(tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(DATA / "premove_run", run)
+    written_then = _records(run / "metrics.jsonl")
+    assert main(["train", "--resume", str(run), "--no-progress", "--threads", "2"]) == 0
+    _same_records(_records(run / "metrics.jsonl"), written_then)
