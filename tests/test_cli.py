@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -6,7 +7,12 @@ import numpy as np
 import pytest
 
 from conftest import subprocess_env
-from wganlab.cli import main
+from wganlab.cli import build_parser, main
+from wganlab.config import TrainConfig
+from wganlab.core.constraints import CONSTRAINTS
+from wganlab.core.objectives import OBJECTIVES
+from wganlab.core.update_rules import UPDATE_RULES
+from wganlab.data import DATASETS
 
 TINY = ["--hidden", "16", "--depth", "2", "--batch-size", "32", "--eval-samples", "300", "--w1-samples", "200",
         "--no-progress"]
@@ -56,7 +62,16 @@ def test_train_writes_the_whole_run_folder_then_sample_and_eval_read_it(tmp_path
     (["--data", "moons"], "choose one of: ring8, grid25, swissroll"),
     (["--set", "nonsense=1"], "unknown config key"),
     (["--steps", "ten"], "invalid int value"),
-    (["--objective", "hingee"], "choose one of: minimax, non-saturating, wasserstein, lsgan, hinge, began"),
+    (["--objective", "hingee"], f"unknown objective 'hingee'; choose one of: {', '.join(OBJECTIVES)}"),
+    (["--constraint", "sn"], f"unknown constraint 'sn'; choose one of: {', '.join(CONSTRAINTS)}"),
+    (["--update-rule", "adamw"], f"choose one of: {', '.join(UPDATE_RULES)}"),
+    (["--began-gamma", "2"], "began_gamma must be in (0, 1], got 2.0"),
+    (["--began-lambda-k", "-1"], "began_lambda_k must be >= 0"),
+    (["--unroll-steps", "-1"], "unroll_steps must be >= 0"),
+    (["--held-out", "0"], "held_out must be >= 1"),
+    (["--radius", "0"], "radius must be > 0"),
+    (["--generator-batch-norm", "maybe"], "generator_batch_norm must be true or false, got 'maybe'"),
+    (["--ddp-static-graph", "yes"], "ddp_static_graph cannot be used with the gradient-penalty constraint"),
 ])
 def test_bad_flags_give_one_line_and_write_nothing(tmp_path, capsys, flags, message):
     out = tmp_path / "run"
@@ -145,3 +160,80 @@ def test_live_port_in_use_is_one_line(tmp_path, capsys):
         assert main(["train", "--live", "--port", str(port), "--out", str(tmp_path / "run")] + TINY) == 2
     assert "pass --port 0" in _error_line(capsys)
     assert not (tmp_path / "run").exists()
+
+
+def _train_parser():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return sub.choices["train"]
+
+
+def _train_help(capsys) -> str:
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--help"])
+    assert done.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_every_config_key_has_a_train_flag_of_its_name(capsys):
+    flags = {option: action for action in _train_parser()._actions for option in action.option_strings}
+    keys = [spec.name for spec in dataclasses.fields(TrainConfig)]
+    for key in keys:
+        flag = "--" + key.replace("_", "-")
+        assert flag in flags, flag
+        assert flags[flag].dest == key and flags[flag].choices is None  # the config checks the choices
+        if key != "preset":
+            assert flags[flag].default is None
+    text = _train_help(capsys)
+    assert all(f"--{key.replace('_', '-')} " in text or f"--{key.replace('_', '-')}\n" in text for key in keys)
+
+
+def _flag_help(flag: str) -> str:
+    return next(a.help for a in _train_parser()._actions if flag in a.option_strings)
+
+
+def test_choice_flags_list_every_registry_entry_with_its_description():
+    for flag, registry in (("--objective", OBJECTIVES), ("--constraint", CONSTRAINTS),
+                           ("--update-rule", UPDATE_RULES), ("--data", DATASETS)):
+        text = _flag_help(flag)
+        for name, entry in registry.items():
+            assert f"  {name}: {entry.description}" in text, (flag, name)
+    assert {"began", "hinge", "lsgan", "ragan"} <= set(OBJECTIVES) and len(CONSTRAINTS) == 8
+    assert "FILE.npy/.npz | PNG folder" in _flag_help("--data")
+    assert "MLP" in _flag_help("--critic-norm") and "conv" in _flag_help("--critic-norm")
+
+
+def test_rendered_help_names_every_objective_and_constraint(capsys):
+    text = _train_help(capsys)
+    text = text.split("\n\n", 1)[1]  # the flags' help, after the usage line
+    objective = text[text.index("--objective OBJECTIVE"):text.index("--constraint CONSTRAINT")]
+    constraint = text[text.index("--constraint CONSTRAINT"):text.index("--gp-weight")]
+    assert all(f"  {name}: " in objective for name in OBJECTIVES)
+    assert all(f"  {name}: " in constraint for name in CONSTRAINTS)
+
+
+def test_eval_data_help_lists_the_data_sets(capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    text = capsys.readouterr().out
+    assert all(f"  {name}: " in text for name in DATASETS)
+
+
+@pytest.mark.parametrize("value, expected", [("true", True), ("1", True), ("yes", True), ("false", False),
+                                             ("0", False), ("no", False)])
+def test_a_bool_flag_reaches_the_config(capsys, value, expected):
+    assert main(["train", "--dry-run", "--generator-batch-norm", value]) == 0
+    assert json.loads(capsys.readouterr().out)["generator_batch_norm"] is expected
+
+
+def test_the_flags_that_were_missing_reach_the_config(capsys):
+    assert main(["train", "--dry-run", "--objective", "began", "--began-gamma", "0.7", "--began-lambda-k", "0.01",
+                 "--update-rule", "alternating", "--unroll-steps", "2", "--held-out", "64",
+                 "--constraint", "clip", "--ddp-static-graph", "true"]) == 0
+    config = json.loads(capsys.readouterr().out)
+    assert (config["began_gamma"], config["began_lambda_k"], config["unroll_steps"], config["held_out"],
+            config["ddp_static_graph"]) == (0.7, 0.01, 2, 64, True)
+    assert main(["train", "--dry-run", "--update-rule", "optimistic"]) == 0
+    assert json.loads(capsys.readouterr().out)["update_rule"] == "optimistic"
+    assert main(["train", "--dry-run"]) == 0  # not given: the preset's values
+    config = json.loads(capsys.readouterr().out)
+    assert (config["began_gamma"], config["generator_batch_norm"], config["held_out"]) == (0.5, False, 1024)

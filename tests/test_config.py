@@ -1,8 +1,16 @@
+import dataclasses
+import inspect
 import json
+import re
 
 import pytest
 
-from wganlab.config import PRESETS, ConfigError, TrainConfig, from_dict, resolve
+from wganlab.config import PRESETS, ConfigError, TrainConfig, from_dict, resolve, validate
+from wganlab.core.constraints import CONSTRAINTS
+from wganlab.core.objectives import OBJECTIVES
+from wganlab.core.params import Param
+from wganlab.core.update_rules import UPDATE_RULES
+from wganlab.data import DATASETS
 
 
 def test_presets_match_the_papers():
@@ -38,8 +46,12 @@ def test_train_table_is_accepted(tmp_path):
     ({"n_critic": 0}, "n_critic must be >= 1"),
     ({"steps": 0}, "steps must be >= 1"),
     ({"lr_g": float("nan")}, "lr_g must be finite"),
-    ({"objective": "lsgann"}, "choose one of: minimax, non-saturating, wasserstein, lsgan, hinge, began"),
-    ({"constraint": "sn"}, "choose one of: none, gradient-penalty, clip, lipschitz-penalty, r1, r2, dragan, spectral-norm"),
+    ({"objective": "lsgann"}, f"choose one of: {', '.join(OBJECTIVES)}"),
+    ({"constraint": "sn"}, f"choose one of: {', '.join(CONSTRAINTS)}"),
+    ({"began_gamma": 2.0}, re.escape("began_gamma must be in (0, 1], got 2.0")),
+    ({"began_lambda_k": -0.5}, "began_lambda_k must be >= 0, got -0.5"),
+    ({"radius": 0.0}, "radius must be > 0, got 0.0"),
+    ({"spacing": -2.0}, "spacing must be > 0, got -2.0"),
     ({"data": "mnist2"}, "choose one of: ring8, grid25, swissroll"),
     ({"stepz": 5}, "unknown config key"),
     ({"steps": "many"}, "steps must be an integer"),
@@ -142,3 +154,58 @@ def test_new_presets_carry_the_published_settings():
 def test_bad_update_rule_and_norm_settings_are_refused(overrides, message):
     with pytest.raises(ConfigError, match=message):
         resolve(None, overrides)
+
+
+def test_every_key_declares_its_help_and_the_choices_come_from_the_registries():
+    specs = {spec.name: spec for spec in dataclasses.fields(TrainConfig)}
+    assert all(isinstance(spec.metadata.get("help"), str) and len(spec.metadata["help"]) > 5 for spec in specs.values())
+    assert specs["objective"].metadata["choices"] is OBJECTIVES
+    assert specs["constraint"].metadata["choices"] is CONSTRAINTS
+    assert specs["update_rule"].metadata["choices"] is UPDATE_RULES
+    assert specs["data"].metadata["choices"] is DATASETS
+    with_choices = {name for name, spec in specs.items() if "choices" in spec.metadata}
+    assert with_choices == {"objective", "constraint", "optimizer", "update_rule", "critic_norm", "data", "net",
+                            "on_nonfinite", "logger", "precision", "critic_backward"}
+    for name in with_choices - {"data"}:  # each declared choice is accepted, a name outside them is refused
+        config = TrainConfig(constraint="clip")  # no penalty, so that critic_norm "batch" is allowed
+        for choice in specs[name].metadata["choices"]:
+            validate(dataclasses.replace(config, **{name: choice, "n_critic": 1}))
+        with pytest.raises(ConfigError, match=f"unknown {name} 'bogus'"):
+            validate(dataclasses.replace(config, **{name: "bogus"}))
+
+
+def test_critic_norm_is_declared_once_covering_both_critics():
+    source = inspect.getsource(TrainConfig)
+    assert len(re.findall(r"^\s+critic_norm\s*:", source, flags=re.MULTILINE)) == 1
+    names = [spec.name for spec in dataclasses.fields(TrainConfig)]
+    assert names.index("critic_norm") == names.index("generator_batch_norm") + 1  # where config.json has it
+    text = {spec.name: spec for spec in dataclasses.fields(TrainConfig)}["critic_norm"].metadata["help"]
+    assert "MLP" in text and "conv" in text
+    assert TrainConfig().critic_norm == "none"
+
+
+def test_registry_parameter_rules_are_read_from_the_declarations(monkeypatch):
+    assert resolve("wgan", {"clip": 0.5}).clip == 0.5
+    stricter = dataclasses.replace(CONSTRAINTS["clip"], params=(Param("clip", lambda v: v < 0.1, "must be < 0.1"),))
+    monkeypatch.setitem(CONSTRAINTS, "clip", stricter)
+    with pytest.raises(ConfigError, match=r"clip must be < 0\.1, got 0\.5"):
+        resolve("wgan", {"clip": 0.5})
+    new = dataclasses.replace(OBJECTIVES["began"], params=(Param("ema", lambda v: v == 0, "must be 0 here"),))
+    monkeypatch.setitem(OBJECTIVES, "began", new)
+    with pytest.raises(ConfigError, match="ema must be 0 here, got 0.5"):
+        resolve(None, {"ema": 0.5})
+
+
+def test_gp_weight_zero_and_unset_data_parameters_pass():
+    assert resolve(None, {"gp_weight": 0.0, "began_gamma": 1.0, "began_lambda_k": 0.0}).gp_weight == 0.0
+    assert resolve(None, {"radius": None, "sigma": 0.2}).sigma == 0.2
+
+
+def test_ddp_static_graph_is_refused_exactly_with_constraints_that_add_a_penalty():
+    for name, entry in CONSTRAINTS.items():
+        overrides = {"constraint": name, "ddp_static_graph": True}
+        if entry.adds_penalty:
+            with pytest.raises(ConfigError, match="ddp_static_graph cannot be used"):
+                resolve(None, overrides)
+        else:
+            assert resolve(None, overrides).ddp_static_graph is True

@@ -95,7 +95,7 @@ def test_critic_phase_equals_n_critic_steps_one_after_another():
     for a, b in zip(phase.critic.parameters(), steps.critic.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     # and the rng stream is where five critic steps leave it: the next draws agree
-    assert torch.equal(phase._noise(4), steps._noise(4))
+    assert torch.equal(phase.draw_noise(4), steps.draw_noise(4))
     # one step fewer is a different critic: the comparison can fail
     fewer = Trainer(resolve("wgan-gp", SMALL))
     fewer.critic_phase(4)

@@ -6,12 +6,12 @@ import pytest
 
 from wganlab.cli import main
 from wganlab.config import ConfigError, resolve
-from wganlab.observe.doctor import DETECTORS, Doctor, diagnose, exploding_gradients, mode_collapse, non_finite
+from wganlab.observe.doctor import DETECTORS, Doctor, context_of, diagnose, exploding_gradients, mode_collapse, non_finite
 from wganlab.observe.doctor import oscillation, vanishing_generator_gradient
 from wganlab.training.loop import Trainer
 
 FAST_EVAL = dict(eval_samples=1000, w1_samples=500)
-CONTEXT = {"objective": "wasserstein", "constraint": "gradient-penalty", "steps": 1000}
+CONTEXT = context_of({"objective": "wasserstein", "constraint": "gradient-penalty", "steps": 1000})
 
 # The failing runs of benchmarks/doctor_eval.py, seed 0 (each named by what it is known to produce).
 MINIMAX_STRONG_D = ("gan", dict(seed=0, hidden=32, depth=3, n_critic=10, lr_d=2e-3, lr_g=2e-5, batch_size=64,
@@ -66,7 +66,7 @@ def test_oscillation_sees_a_growing_or_negative_wasserstein_estimate():
     assert oscillation(_train_lines(w_estimate=[0.5, 1.0, 0.8, -0.05, -0.02, -0.09]), CONTEXT) is None  # noise at 0
     growing = _train_lines(w_estimate=[0.5, 1.0, 0.8, 4.5, 6.0, 9.0])
     assert "growing" in oscillation(growing, CONTEXT).title
-    assert oscillation(growing, dict(CONTEXT, objective="non-saturating")) is None  # a logit gap, not a distance
+    assert oscillation(growing, context_of(dict(CONTEXT, objective="non-saturating"))) is None  # a logit gap, not a distance
 
 
 def test_non_finite_names_the_fields():

@@ -68,7 +68,7 @@ def test_unrolled_scores_equal_a_critic_copy_trained_the_same_steps():
     config = resolve("ns-gan", dict(TINY, steps=1, constraint="none", unroll_steps=3))
     trainer = Trainer(config)
     trainer.critic_step()  # give Adam moments to start from
-    fake = trainer.generator(trainer._noise(8))
+    fake = trainer.generator(trainer.draw_noise(8))
     critic_copy = copy.deepcopy(trainer.critic)
     optimizer_copy = torch.optim.Adam(critic_copy.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
     optimizer_copy.load_state_dict(trainer.opt_d.state_dict())
@@ -78,9 +78,9 @@ def test_unrolled_scores_equal_a_critic_copy_trained_the_same_steps():
     trainer.rng.set_state(rng_state)
     batch = config.batch_size
     for _ in range(3):
-        real = trainer._real(batch)
+        real = trainer.draw_real(batch)
         with torch.no_grad():
-            unrolled_fake = trainer.generator(trainer._noise(batch))
+            unrolled_fake = trainer.generator(trainer.draw_noise(batch))
         scores = critic_copy(torch.cat([real, unrolled_fake]))
         optimizer_copy.zero_grad()
         trainer.objective.critic(scores[:batch], scores[batch:]).total.backward()
@@ -90,7 +90,7 @@ def test_unrolled_scores_equal_a_critic_copy_trained_the_same_steps():
 
     # the generator's gradient flows through the unrolled critic steps, not only through fake
     params = list(trainer.generator.parameters())
-    (through,) = torch.autograd.grad(unrolled_critic_scores(trainer, trainer.generator(trainer._noise(8)), 3).sum(),
+    (through,) = torch.autograd.grad(unrolled_critic_scores(trainer, trainer.generator(trainer.draw_noise(8)), 3).sum(),
                                      params[0])
     assert torch.isfinite(through).all() and through.abs().sum() > 0
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +17,33 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from wganlab.core.constraints import CONSTRAINTS, INPUT_GRADIENT_PENALTIES, PROJECTION_ONLY
-from wganlab.data.toy import TOY_DATASETS
+from wganlab.core.constraints import CONSTRAINTS
 from wganlab.core.objectives import OBJECTIVES
+from wganlab.core.params import Param
 from wganlab.core.update_rules import UPDATE_RULES
+from wganlab.data import DATASETS, is_image_source
 
 OPTIMIZERS = ("adam", "rmsprop")
 ON_NONFINITE = ("rollback", "stop")
 LOGGERS = ("both", "jsonl", "tensorboard")
 NETS = ("auto", "mlp", "conv")
-CRITIC_NORMS = ("none", "layer", "batch")  # batch: only without an input-gradient penalty, MLP critic only
+CRITIC_NORMS = ("none", "layer", "batch")  # batch: MLP critic only, and never under an input-gradient penalty
 PRECISIONS = ("fp32", "bf16")
 CRITIC_BACKWARDS = ("auto", "autograd")
+
+
+_DATA_FILES = "FILE.npy/.npz | PNG folder"  # what data accepts besides the built-in sets
+
+
+def _key(default, help: str, choices=None, **more):
+    """A config key: ``dataclasses.field`` with its default and its metadata: ``help`` (one
+    line, for ``--help`` and the docs) and, where the key has a fixed set of values, ``choices``
+    (a registry dict whose entries have a ``description``, or a tuple of names). The CLI's
+    ``wganlab train`` flags and validate()'s choice checks are generated from this."""
+    metadata = {"help": help, **more}
+    if choices is not None:
+        metadata["choices"] = choices
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -36,65 +51,70 @@ class TrainConfig:
     """Everything that decides a training run.
 
     The defaults are the tuned 2D preset (``wgan-gp-2d``); see :data:`PRESETS` for the
-    papers' settings.
+    papers' settings. The order of the fields is the order of ``config.json``: keep it.
     """
 
-    preset: str = "wgan-gp-2d"
+    preset: str = _key("wgan-gp-2d", "the preset the other keys start from (see 'wganlab presets')")
     # the game and the Lipschitz constraint
-    objective: str = "wasserstein"
-    constraint: str = "gradient-penalty"
-    gp_weight: float = 0.1
-    clip: float = 0.01
-    began_gamma: float = 0.5  # BEGAN: the ratio E L(G(z)) / E L(x) that k_t holds
-    began_lambda_k: float = 0.001  # BEGAN: gain of the k_t update
+    objective: str = _key("wasserstein", "the game critic and generator play", OBJECTIVES)
+    constraint: str = _key("gradient-penalty", "Lipschitz constraint of the critic", CONSTRAINTS)
+    gp_weight: float = _key(0.1, "penalty weight lambda (gradient-penalty, lipschitz-penalty, r1, r2, dragan)")
+    clip: float = _key(0.01, "weight clipping bound c")
+    began_gamma: float = _key(0.5, "BEGAN: the ratio E L(G(z)) / E L(x) that k_t holds")
+    began_lambda_k: float = _key(0.001, "BEGAN: gain of the k_t update")
     # optimisation
-    optimizer: str = "adam"
-    lr_g: float = 8e-4
-    lr_d: float = 8e-4
-    beta1: float = 0.5
-    beta2: float = 0.9
-    n_critic: int = 3
-    batch_size: int = 256
-    steps: int = 3000
-    max_seconds: float = 0.0  # wall-clock budget for the loop; 0 means none (steps alone decide)
-    lr_decay_fraction: float = 0.5  # linear decay of both learning rates to 0 over this final fraction
-    ema: float = 0.99  # generator weight EMA decay; 0 turns it off
-    update_rule: str = "alternating"  # alternating | optimistic | extragradient
-    unroll_steps: int = 0  # > 0: the generator sees the critic this many differentiable steps ahead
+    optimizer: str = _key("adam", "optimizer of both nets", OPTIMIZERS)
+    lr_g: float = _key(8e-4, "generator learning rate")
+    lr_d: float = _key(8e-4, "critic learning rate (a different value gives TTUR)")
+    beta1: float = _key(0.5, "Adam beta1")
+    beta2: float = _key(0.9, "Adam beta2")
+    n_critic: int = _key(3, "critic steps per generator step")
+    batch_size: int = _key(256, "samples per batch")
+    steps: int = _key(3000, "generator steps")
+    max_seconds: float = _key(0.0, "wall-clock budget of the loop in seconds (0: none, steps alone decide)")
+    lr_decay_fraction: float = _key(0.5, "final fraction of steps over which both learning rates decay linearly to 0")
+    ema: float = _key(0.99, "generator weight EMA decay (0: off)")
+    update_rule: str = _key("alternating", "how the players' steps interleave (unrolled: set unroll_steps)",
+                            UPDATE_RULES)
+    unroll_steps: int = _key(0, "> 0: the generator sees the critic this many differentiable steps ahead")
     # networks
-    latent_dim: int = 2
-    hidden: int = 128
-    depth: int = 3
-    generator_batch_norm: bool = False
-    critic_norm: str = "none"  # none | layer | batch, after each hidden Linear of the MLP critic
+    latent_dim: int = _key(2, "dimension of the generator's noise z")
+    hidden: int = _key(128, "units per hidden layer of both nets")
+    depth: int = _key(3, "hidden layers of both nets")
+    generator_batch_norm: bool = _key(False, "BatchNorm after each hidden Linear of the MLP generator")
+    critic_norm: str = _key("none", "critic normalisation: none | layer (LayerNorm; a per-sample GroupNorm in the "
+                            "conv critic) | batch (BatchNorm: MLP critic only, never with an input-gradient "
+                            "penalty)", CRITIC_NORMS)
     # data
-    data: str = "ring8"
-    radius: float | None = None
-    sigma: float | None = None
-    spacing: float | None = None
-    data_dir: str = ""  # folder of the MNIST IDX files; "" is $WGANLAB_MNIST_DIR or ~/.cache/wganlab/mnist
-    net: str = "auto"  # auto: conv nets for (C, 28, 28) images, MLPs otherwise | mlp | conv
-    critic_norm: str = "none"  # conv critic: none | layer (never BatchNorm under a gradient penalty)
+    data: str = _key("ring8", "training data", DATASETS, also=_DATA_FILES)
+    radius: float | None = _key(None, "ring radius (ring8)")
+    sigma: float | None = _key(None, "mixture component standard deviation / swiss roll noise")
+    spacing: float | None = _key(None, "grid spacing (grid25)")
+    data_dir: str = _key("", "folder of the MNIST IDX files (default $WGANLAB_MNIST_DIR or ~/.cache/wganlab/mnist)")
+    net: str = _key("auto", "auto (conv nets for (C, 28, 28) images, MLPs otherwise) | mlp | conv", NETS)
     # bookkeeping
-    seed: int = 0
-    device: str = "cpu"
-    threads: int = 0  # torch intra-op threads; 0 leaves torch's default
-    log_every: int = 50
-    eval_every: int = 1000  # 0: evaluate only at the end
-    eval_samples: int = 2500
-    w1_samples: int = 2000
+    seed: int = _key(0, "seed of initialisation, data, noise and evaluation")
+    device: str = _key("cpu", "cpu | cuda | cuda:N | mps")
+    threads: int = _key(0, "torch intra-op CPU threads (0: torch's default)")
+    log_every: int = _key(50, "append training statistics every N steps")
+    eval_every: int = _key(1000, "evaluate every N steps (0: only at the end)")
+    eval_samples: int = _key(2500, "samples scored at each evaluation")
+    w1_samples: int = _key(2000, "samples in the exact W1 computation")
     # reliability
-    checkpoint_every: int = 0  # steps between checkpoints; 0: at each evaluation
-    keep_checkpoints: int = 3  # the newest K checkpoints are kept
-    on_nonfinite: str = "rollback"  # rollback: to the last good state with halved lrs; stop: end the run
-    max_rollbacks: int = 3  # rollbacks allowed before the run stops
-    ddp_static_graph: bool = False  # DDP(static_graph=True); refused with a penalty (it skips the all-reduce)
-    logger: str = "both"  # where training statistics go: jsonl (metrics.jsonl), tensorboard, or both
-    held_out: int = 1024  # fixed held-out batch of the critic's Wasserstein estimate at each log line
-    precision: str = "fp32"  # "bf16": autocast the nets' matmuls to bfloat16 (CPU and GPU), losses and penalty norms in fp32
-    # auto: plain MLP critics take their critic-step gradients from wganlab.core.critic_gradients
-    # (explicit matmuls, the same mathematics); autograd: always torch.autograd
-    critic_backward: str = "auto"
+    checkpoint_every: int = _key(0, "steps between checkpoints (0: at each evaluation)")
+    keep_checkpoints: int = _key(3, "how many of the newest checkpoints to keep")
+    on_nonfinite: str = _key("rollback", "on a non-finite loss: rollback (to the last good state, halving the lrs) "
+                             "| stop (end the run)", ON_NONFINITE)
+    max_rollbacks: int = _key(3, "rollbacks allowed before the run stops")
+    ddp_static_graph: bool = _key(False, "DDP(static_graph=True); refused with a penalty (it skips the all-reduce)")
+    logger: str = _key("both", "where training statistics go: both | jsonl (metrics.jsonl) | tensorboard "
+                       "(event files)", LOGGERS)
+    held_out: int = _key(1024, "size of the fixed held-out batch of the critic's Wasserstein estimate at each log line")
+    precision: str = _key("fp32", "fp32 | bf16 (autocast the nets' matmuls to bfloat16, CPU and GPU; losses and "
+                          "penalty norms in fp32)", PRECISIONS)
+    critic_backward: str = _key("auto", "auto (plain MLP critics take their critic-step gradients from "
+                                "wganlab.core.critic_gradients: explicit matmuls, the same mathematics) | autograd "
+                                "(always torch.autograd)", CRITIC_BACKWARDS)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -190,34 +210,37 @@ def _check_choice(key: str, value: str, choices) -> None:
 
 
 def _check_data(data: str) -> None:
-    from wganlab.data.images import IMAGE_DATASETS, is_image_source
-
-    if data not in TOY_DATASETS and not is_image_source(data):
-        raise ConfigError(f"unknown data {data!r}; choose one of: {', '.join(TOY_DATASETS + IMAGE_DATASETS)}, "
+    if data not in DATASETS and not is_image_source(data):
+        raise ConfigError(f"unknown data {data!r}; choose one of: {', '.join(DATASETS)}, "
                           f"or give a .npy/.npz file or a folder of PNGs")
+
+
+def registry_params() -> dict[str, Param]:
+    """Config key -> Param, as declared by every objective, constraint and data set (once per key)."""
+    params: dict[str, Param] = {}
+    for entry in (*OBJECTIVES.values(), *CONSTRAINTS.values(), *DATASETS.values()):
+        for param in entry.params:
+            params.setdefault(param.key, param)
+    return params
 
 
 def validate(config: TrainConfig) -> TrainConfig:
     """Refuses a config that cannot run, before anything is written."""
     _check_choice("preset", config.preset, PRESETS)
-    _check_choice("objective", config.objective, OBJECTIVES)
-    _check_choice("constraint", config.constraint, CONSTRAINTS)
-    _check_choice("optimizer", config.optimizer, OPTIMIZERS)
-    _check_choice("on_nonfinite", config.on_nonfinite, ON_NONFINITE)
-    _check_choice("logger", config.logger, LOGGERS)
-    _check_data(config.data)
-    _check_choice("net", config.net, NETS)
-    _check_choice("update_rule", config.update_rule, UPDATE_RULES)
-    _check_choice("critic_norm", config.critic_norm, CRITIC_NORMS)
+    for spec in fields(config):  # the choices each key declares: a registry or a tuple of names
+        if "also" in spec.metadata:  # data: a built-in set, or a file or folder
+            _check_data(getattr(config, spec.name))
+        elif "choices" in spec.metadata:
+            _check_choice(spec.name, getattr(config, spec.name), spec.metadata["choices"])
     _refuse_batch_norm_with_penalty(config)
-    _check_choice("precision", config.precision, PRECISIONS)
-    _check_choice("critic_backward", config.critic_backward, CRITIC_BACKWARDS)
     for key, value in asdict(config).items():
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key} must be finite, got {value}")
+    for key, param in registry_params().items():  # the rules the registries' entries declare
+        value = getattr(config, key)
+        if not param.check(value):
+            raise ConfigError(f"{key} {param.rule}, got {value}")
     rules = [
-        ("gp_weight", config.gp_weight >= 0, "must be >= 0 (0 disables the penalty)"),
-        ("clip", config.clip > 0, "must be > 0"),
         ("lr_g", config.lr_g > 0, "must be > 0"),
         ("lr_d", config.lr_d > 0, "must be > 0"),
         ("beta1", 0 <= config.beta1 < 1, "must be in [0, 1)"),
@@ -240,17 +263,13 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("keep_checkpoints", config.keep_checkpoints >= 1, "must be >= 1"),
         ("max_rollbacks", config.max_rollbacks >= 0, "must be >= 0"),
         ("held_out", config.held_out >= 1, "must be >= 1"),
-        ("radius", config.radius is None or config.radius > 0, "must be > 0"),
-        ("sigma", config.sigma is None or config.sigma > 0, "must be > 0"),
-        ("spacing", config.spacing is None or config.spacing > 0, "must be > 0"),
-        ("began_gamma", 0 < config.began_gamma <= 1, "must be in (0, 1]"),
-        ("began_lambda_k", config.began_lambda_k >= 0, "must be >= 0"),
         ("unroll_steps", config.unroll_steps >= 0, "must be >= 0 (0: no unrolling)"),
     ]
     for key, ok, rule in rules:
         if not ok:
             raise ConfigError(f"{key} {rule}, got {getattr(config, key)}")
-    if config.ddp_static_graph and config.constraint not in PROJECTION_ONLY:
+    # static graph only where `not adds_penalty`: projections and re-parametrisations, no double backward
+    if config.ddp_static_graph and CONSTRAINTS[config.constraint].adds_penalty:
         raise ConfigError(f"ddp_static_graph cannot be used with the {config.constraint} constraint: DDP's static "
                           f"graph skips the gradient all-reduce when a penalty's double backward runs, so ranks "
                           f"silently diverge; leave ddp_static_graph false")
@@ -269,7 +288,7 @@ def _refuse_batch_norm_with_penalty(config: TrainConfig) -> None:
     """A gradient penalty is per sample; BatchNorm makes each critic output depend on the
     whole batch, so the penalised gradient is not the critic's. Covers every critic norm key
     (``critic_norm`` of the MLP critic, and any other ``*_norm`` critic setting)."""
-    if config.constraint not in INPUT_GRADIENT_PENALTIES:
+    if not CONSTRAINTS[config.constraint].penalises_input_gradients:
         return
     for key, value in asdict(config).items():
         if key.startswith("critic") and key.endswith("norm") and value == "batch":

@@ -26,6 +26,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from wganlab.core.params import Param, check_params
+
 # Inside the square root so that the norm's gradient stays finite at a zero gradient.
 _NORM_EPS = 1e-12
 
@@ -191,6 +193,23 @@ def clip_weights(module: nn.Module, c: float) -> torch.Tensor:
     return pinned / total
 
 
+@torch.no_grad()
+def clip_stacked_parameters(params, bounds: torch.Tensor) -> torch.Tensor:
+    """Weight clipping of K stacked critics: each tensor's leading dimension is the run, and run
+    k's entries are projected onto [-bounds[k], bounds[k]] in place (after the optimiser step).
+
+    Returns:
+        (K,) fraction of each run's parameters at its bound afterwards.
+    """
+    pinned, total = 0, 0
+    for p in params:
+        bound = bounds.view((-1,) + (1,) * (p.dim() - 1))
+        p.copy_(torch.maximum(torch.minimum(p, bound), -bound))
+        pinned = pinned + (p.abs() >= bound).flatten(start_dim=1).sum(dim=1)
+        total += p[0].numel()
+    return pinned / total
+
+
 @dataclass(frozen=True)
 class Constraint:
     """A Lipschitz constraint as the trainer sees it.
@@ -306,26 +325,63 @@ def clip_constraint(c: float = 0.01) -> Constraint:
     return Constraint("clip", _no_penalty, project)
 
 
-CONSTRAINTS = ("none", "gradient-penalty", "clip", "lipschitz-penalty", "r1", "r2", "dragan", "spectral-norm")
-# Constraints that penalise per-sample input gradients: a critic whose output for one sample
-# depends on the rest of the batch (BatchNorm) makes that gradient meaningless.
-INPUT_GRADIENT_PENALTIES = ("gradient-penalty", "lipschitz-penalty", "r1", "r2", "dragan")
-# constraints that add no penalty term to the critic loss (no double backward)
-PROJECTION_ONLY = ("none", "clip", "spectral-norm")
+@dataclass(frozen=True)
+class ConstraintEntry:
+    """A registry entry: how to build a constraint and what it declares of itself.
+
+    Attributes:
+        build: (**params) -> Constraint.
+        params: the config keys it reads (``gp_weight`` is the weight of whichever penalty it is).
+        penalises_input_gradients: a per-sample penalty on ||grad_x f||; a critic whose output
+            for one sample depends on the batch (BatchNorm) makes it meaningless.
+        unit_norm_target: the penalty pulls ||grad_x f|| towards 1 (the doctor then reads the
+            share of points far above 1 as a Lipschitz violation).
+        adds_penalty: False for projections and re-parametrisations (no double backward).
+    """
+
+    name: str
+    build: Callable[..., Constraint]
+    description: str
+    params: tuple[Param, ...] = ()
+    penalises_input_gradients: bool = False
+    unit_norm_target: bool = False
+    adds_penalty: bool = True
 
 
-def make_constraint(name: str, *, gp_weight: float = 10.0, clip: float = 0.01) -> Constraint:
-    """The named constraint; ``gp_weight`` is the weight of whichever penalty it is (gamma for R1/R2)."""
-    builders = {
-        "none": no_constraint,
-        "gradient-penalty": lambda: gradient_penalty_constraint(gp_weight),
-        "clip": lambda: clip_constraint(clip),
-        "lipschitz-penalty": lambda: one_sided_penalty_constraint(gp_weight),
-        "r1": lambda: r1_constraint(gp_weight),
-        "r2": lambda: r1_constraint(gp_weight, on_fake=True),
-        "dragan": lambda: dragan_constraint(gp_weight),
-        "spectral-norm": spectral_norm_constraint,
-    }
-    if name not in builders:
+_WEIGHT = Param("gp_weight", lambda v: v >= 0, "must be >= 0 (0 disables the penalty)")
+_CLIP = Param("clip", lambda v: v > 0, "must be > 0")
+
+# name -> entry; adding a constraint is its functions above plus one line here
+CONSTRAINTS: dict[str, ConstraintEntry] = {e.name: e for e in (
+    ConstraintEntry("none", lambda: no_constraint(), "no Lipschitz constraint", adds_penalty=False),
+    ConstraintEntry("gradient-penalty", lambda gp_weight=10.0: gradient_penalty_constraint(gp_weight),
+                    "WGAN-GP: lambda (||grad f(x_hat)|| - 1)^2 at real-fake interpolates", (_WEIGHT,),
+                    penalises_input_gradients=True, unit_norm_target=True),
+    ConstraintEntry("clip", lambda clip=0.01: clip_constraint(clip), "WGAN: clip every critic weight to [-c, c]",
+                    (_CLIP,), adds_penalty=False),
+    ConstraintEntry("lipschitz-penalty", lambda gp_weight=10.0: one_sided_penalty_constraint(gp_weight),
+                    "WGAN-LP: lambda max(0, ||grad f(x_hat)|| - 1)^2", (_WEIGHT,),
+                    penalises_input_gradients=True, unit_norm_target=True),
+    ConstraintEntry("r1", lambda gp_weight=10.0: r1_constraint(gp_weight), "R1: gamma/2 ||grad f(x)||^2 on real data",
+                    (_WEIGHT,), penalises_input_gradients=True),
+    ConstraintEntry("r2", lambda gp_weight=10.0: r1_constraint(gp_weight, on_fake=True),
+                    "R2: gamma/2 ||grad f(G(z))||^2 on fake data", (_WEIGHT,), penalises_input_gradients=True),
+    ConstraintEntry("dragan", lambda gp_weight=10.0: dragan_constraint(gp_weight),
+                    "DRAGAN: the unit-norm penalty at perturbed real points", (_WEIGHT,),
+                    penalises_input_gradients=True, unit_norm_target=True),
+    ConstraintEntry("spectral-norm", lambda: spectral_norm_constraint(),
+                    "SN-GAN: every critic weight divided by its spectral norm", adds_penalty=False),
+)}
+# derived from the declarations, for readers of the flat layout's names
+INPUT_GRADIENT_PENALTIES = tuple(n for n, e in CONSTRAINTS.items() if e.penalises_input_gradients)
+PROJECTION_ONLY = tuple(n for n, e in CONSTRAINTS.items() if not e.adds_penalty)
+
+
+def make_constraint(name: str, **values) -> Constraint:
+    """The named constraint, built from the config ``values`` its ``params`` name (others are ignored)."""
+    if name not in CONSTRAINTS:
         raise ValueError(f"unknown constraint {name!r}; choose one of: {', '.join(CONSTRAINTS)}")
-    return builders[name]()
+    entry = CONSTRAINTS[name]
+    given = {p.key: values[p.key] for p in entry.params if p.key in values}
+    check_params(entry.params, given)
+    return entry.build(**given)

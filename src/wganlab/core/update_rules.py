@@ -29,13 +29,11 @@ from contextlib import contextmanager
 import torch
 from torch.func import functional_call
 
-UPDATE_RULES = ("alternating", "optimistic", "extragradient")
-
-
 class Alternating:
     """n_critic critic steps, then one generator step."""
 
     name = "alternating"
+    description = "n_critic critic steps, then one generator step"
 
     def attach(self, trainer) -> None:
         """Called once, after the trainer has built its nets and optimisers."""
@@ -93,6 +91,7 @@ class OptimisticHooks:
 
 class Optimistic(Alternating):
     name = "optimistic"
+    description = "optimistic mirror descent, theta + 2 delta_t - delta_{t-1} (Optimistic Adam)"
 
     def attach(self, trainer) -> None:
         self.hooks = {"g": OptimisticHooks(trainer.opt_g), "d": OptimisticHooks(trainer.opt_d)}
@@ -143,6 +142,7 @@ class Extragradient(Alternating):
     """
 
     name = "extragradient"
+    description = "both players step to a look-ahead point, then from their saved points (n_critic 1)"
 
     def iteration(self, trainer, record) -> None:
         saved_d, saved_g = _snapshot(trainer.opt_d), _snapshot(trainer.opt_g)
@@ -189,8 +189,9 @@ def unrolled_critic_scores(trainer, fake: torch.Tensor, steps: int) -> torch.Ten
     """The critic's scores of ``fake`` after ``steps`` differentiable critic updates.
 
     Each unrolled update draws fresh real data and fresh generator samples (with their graph
-    to the generator), applies the trainer's objective and penalty, and takes the critic
-    optimiser's rule from its current moments. The critic module itself is left untouched.
+    to the generator), takes the trainer's critic loss (``trainer.critic_terms``: its objective
+    plus its penalty) and the critic optimiser's rule from its current moments. The critic
+    module itself is left untouched.
 
     Args:
         fake: (B, D) generated samples, still attached to the generator's graph.
@@ -212,18 +213,16 @@ def unrolled_critic_scores(trainer, fake: torch.Tensor, steps: int) -> torch.Ten
             moments[name] = (state.get("square_avg", torch.zeros_like(p)).detach(),)
         if "step" in state:
             step = int(state["step"]) + 1
-    batch = trainer.config.batch_size
+    batch = trainer.local_batch  # the run's per-process batch (the global one under torchrun)
 
     for k in range(steps):
         def score(x, params=params):
             return functional_call(critic, {**params, **buffers}, (x,))
 
-        real = trainer._real(batch)
-        unrolled_fake = trainer.generator(trainer._noise(batch))
-        scores = score(torch.cat([real, unrolled_fake]))
-        loss = trainer.objective.critic(scores[:batch], scores[batch:]).total
-        penalty, _ = trainer.constraint.penalty(score, real, unrolled_fake, trainer.rng)
-        grads = torch.autograd.grad(loss + penalty, [params[n] for n in names], create_graph=True)
+        real = trainer.draw_real(batch)
+        unrolled_fake = trainer.generator(trainer.draw_noise(batch))
+        loss = trainer.critic_terms(score, real, unrolled_fake).total  # the trainer's one composition
+        grads = torch.autograd.grad(loss, [params[n] for n in names], create_graph=True)
         params = _differentiable_step(optimizer, names, params, grads, moments, step + k)
     return functional_call(critic, {**params, **buffers}, (fake,))
 
@@ -242,11 +241,14 @@ class Unrolled(Alternating):
         record(trainer.generator_step(score=lambda fake: unrolled_critic_scores(trainer, fake, self.steps)))
 
 
+# name -> rule class, each with its one-line ``description``; unrolled is chosen by unroll_steps > 0
+UPDATE_RULES = {rule.name: rule for rule in (Alternating, Optimistic, Extragradient)}
+
+
 def make_update_rule(config) -> Alternating:
     """The rule a config asks for: ``update_rule``, or unrolled when ``unroll_steps`` > 0."""
     if config.unroll_steps > 0:
         return Unrolled(config.unroll_steps)
-    rules = {"alternating": Alternating, "optimistic": Optimistic, "extragradient": Extragradient}
-    if config.update_rule not in rules:
+    if config.update_rule not in UPDATE_RULES:
         raise ValueError(f"unknown update_rule {config.update_rule!r}; choose one of: {', '.join(UPDATE_RULES)}")
-    return rules[config.update_rule]()
+    return UPDATE_RULES[config.update_rule]()

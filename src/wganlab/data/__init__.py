@@ -7,17 +7,33 @@
 
 from pathlib import Path
 
+from wganlab.data import images, toy
 from wganlab.data.images import IMAGE_DATASETS, ImageDataset, StackedMnist, image_shape, is_image_source, make_image_dataset
 from wganlab.data.mnist import DataError
+from wganlab.data.registry import DatasetEntry
 from wganlab.data.toy import TOY_DATASETS, GaussianMixture, SwissRoll, make_toy
+
+# name -> entry of every built-in data set (toy points, then images)
+DATASETS: dict[str, DatasetEntry] = {entry.name: entry for entry in toy.DATASETS + images.DATASETS}
+
+
+def dataset_params() -> dict:
+    """Config key -> Param, over every built-in data set (a key shared by several sets once)."""
+    return {p.key: p for entry in DATASETS.values() for p in entry.params}
+
+
+def _build(entry: DatasetEntry, config):
+    if entry.kind == "toy":
+        return entry.build(**{p.key: getattr(config, p.key) for p in entry.params})
+    return entry.build(data_dir=getattr(config, "data_dir", ""))
 
 
 def make_dataset(config):
     """The data set a config names in ``data``: a built-in name, a .npy/.npz file (an (N, D)
     array is a set of points, an (N, H, W[, C]) or (N, C, H, W) array a set of images) or a
     folder of PNGs."""
-    if config.data in TOY_DATASETS:
-        return make_toy(config.data, radius=config.radius, sigma=config.sigma, spacing=config.spacing)
+    if config.data in DATASETS:
+        return _build(DATASETS[config.data], config)
     points = _points_file(config.data)
     if points is not None:
         return points
@@ -53,13 +69,14 @@ def _points_file(data: str):
 
 def data_shape(config) -> tuple[int, ...]:
     """The per-sample shape ``make_dataset(config)`` would give, without loading a built-in set."""
-    if config.data in TOY_DATASETS:
-        return make_toy(config.data, radius=config.radius, sigma=config.sigma, spacing=config.spacing).shape
+    if config.data in DATASETS:
+        entry = DATASETS[config.data]
+        return _build(entry, config).shape if entry.kind == "toy" else entry.shape
     points = _points_file(config.data)
     if points is not None:
         return points.shape
     return image_shape(config.data, getattr(config, "data_dir", ""))
 
 
-__all__ = ["TOY_DATASETS", "IMAGE_DATASETS", "DataError", "GaussianMixture", "ImageDataset", "StackedMnist",
+__all__ = ["DATASETS", "TOY_DATASETS", "DatasetEntry", "dataset_params", "IMAGE_DATASETS", "DataError", "GaussianMixture", "ImageDataset", "StackedMnist",
            "SwissRoll", "data_shape", "is_image_source", "make_dataset", "make_toy"]

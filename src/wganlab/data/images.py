@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from wganlab.data.mnist import DataError, load_mnist
+from wganlab.data.registry import DatasetEntry
 
-IMAGE_DATASETS = ("mnist", "stacked-mnist", "digits")
 ARRAY_SUFFIXES = (".npy", ".npz")
 
 
@@ -216,6 +216,18 @@ def png_folder_dataset(folder: str | Path) -> ImageDataset:
     return ImageDataset(str(folder), images, evaluation=_evaluation_for(tuple(images.shape[1:])))
 
 
+# the built-in image sets (a .npy/.npz file or a PNG folder is read by make_image_dataset)
+DATASETS = (
+    DatasetEntry("mnist", "image", (1, 28, 28), "MNIST digits (wganlab data fetch mnist)",
+                 lambda data_dir="": mnist_dataset(data_dir)),
+    DatasetEntry("stacked-mnist", "image", (3, 28, 28), "three MNIST digits as RGB channels: 1000 modes",
+                 lambda data_dir="": stacked_mnist_dataset(data_dir)),
+    DatasetEntry("digits", "image", (1, 8, 8), "scikit-learn's 8x8 digits (bundled, no download)",
+                 lambda data_dir="": digits_dataset()),
+)
+IMAGE_DATASETS = tuple(entry.name for entry in DATASETS)
+
+
 def _evaluation_for(shape: tuple[int, ...]) -> str:
     # 28x28 grey images can be scored in the shipped MNIST classifier's feature space (FID/KID);
     # its class histogram is reported only for MNIST itself.
@@ -228,12 +240,9 @@ def is_image_source(data: str) -> bool:
 
 
 def make_image_dataset(data: str, data_dir: str = "") -> ImageDataset:
-    if data == "mnist":
-        return mnist_dataset(data_dir)
-    if data == "stacked-mnist":
-        return stacked_mnist_dataset(data_dir)
-    if data == "digits":
-        return digits_dataset()
+    for entry in DATASETS:
+        if entry.name == data:
+            return entry.build(data_dir=data_dir)
     path = Path(data).expanduser()
     if data.endswith(ARRAY_SUFFIXES):
         return array_dataset(path)
@@ -244,5 +253,5 @@ def make_image_dataset(data: str, data_dir: str = "") -> ImageDataset:
 
 def image_shape(data: str, data_dir: str = "") -> tuple[int, ...]:
     """The per-sample shape of an image source, without loading the built-in sets."""
-    known = {"mnist": (1, 28, 28), "stacked-mnist": (3, 28, 28), "digits": (1, 8, 8)}
+    known = {entry.name: entry.shape for entry in DATASETS}
     return known[data] if data in known else make_image_dataset(data, data_dir).shape

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
+from wganlab.core.params import Param
+from wganlab.data.registry import DatasetEntry
+
 
 @dataclass(frozen=True)
 class GaussianMixture:
@@ -88,19 +91,34 @@ def grid(side: int = 5, spacing: float = 2.0, sigma: float = 0.05) -> GaussianMi
     return GaussianMixture(f"grid{side * side}", means.float(), sigma)
 
 
-TOY_DATASETS = ("ring8", "grid25", "swissroll")
+def _positive(key: str) -> Param:
+    return Param(key, lambda v: v is None or v > 0, "must be > 0")
+
+
+# the built-in toy sets; a new one is its builder and one entry here
+DATASETS = (
+    DatasetEntry("ring8", "toy", (2,), "8 Gaussians on the unit circle, sigma 0.01 (PacGAN)",
+                 lambda radius=None, sigma=None: ring(8, radius=_given(radius, 1.0), sigma=_given(sigma, 0.01)),
+                 (_positive("radius"), _positive("sigma"))),
+    DatasetEntry("grid25", "toy", (2,), "25 Gaussians on {-4, -2, 0, 2, 4}^2, sigma 0.05 (PacGAN)",
+                 lambda spacing=None, sigma=None: grid(5, spacing=_given(spacing, 2.0), sigma=_given(sigma, 0.05)),
+                 (_positive("spacing"), _positive("sigma"))),
+    DatasetEntry("swissroll", "toy", (2,), "the WGAN-GP toy swiss roll",
+                 lambda sigma=None: SwissRoll(sigma=_given(sigma, 0.25)), (_positive("sigma"),)),
+)
+TOY_DATASETS = tuple(entry.name for entry in DATASETS)
+
+
+def _given(value, default):
+    return default if value is None else value
 
 
 def make_toy(name: str, *, radius: float | None = None, sigma: float | None = None,
              spacing: float | None = None):
     """Builds a built-in distribution; None keeps the published default of each parameter."""
-    def given(value, default):
-        return default if value is None else value
-
-    if name == "ring8":
-        return ring(8, radius=given(radius, 1.0), sigma=given(sigma, 0.01))
-    if name == "grid25":
-        return grid(5, spacing=given(spacing, 2.0), sigma=given(sigma, 0.05))
-    if name == "swissroll":
-        return SwissRoll(sigma=given(sigma, 0.25))
-    raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(TOY_DATASETS)}")
+    entries = {entry.name: entry for entry in DATASETS}
+    if name not in entries:
+        raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(TOY_DATASETS)}")
+    values = {"radius": radius, "sigma": sigma, "spacing": spacing}
+    entry = entries[name]
+    return entry.build(**{p.key: values[p.key] for p in entry.params})

@@ -29,12 +29,14 @@ from typing import Callable
 
 import torch
 
+from wganlab.core.constraints import CONSTRAINTS
+from wganlab.core.objectives import OBJECTIVES
+from wganlab.training import step
+from wganlab.training.build import build_critic
+
 SUSTAIN = 3  # consecutive log lines a condition must hold on
 EARLY = 3  # log lines that set a run's early scale
 FATAL, WARNING = "fatal", "warning"
-LIPSCHITZ_TARGET_CONSTRAINTS = ("gradient-penalty", "lipschitz-penalty", "dragan")
-
-
 @dataclass(frozen=True)
 class Finding:
     """One diagnosis: ``detector`` held from ``step`` on; ``evidence`` holds the numbers."""
@@ -174,7 +176,7 @@ def oscillation(records: list[dict], context: dict) -> Finding | None:
     Parameter norms are logged but not used: the default preset's generator doubles its weight
     norm while converging, so their growth does not separate failing runs from healthy ones.
     """
-    if context.get("objective") != "wasserstein":
+    if not context.get("wasserstein"):
         return None  # for the classifier games w_estimate is a logit gap, not a distance
     rows = _train(records)
     scale = _early(rows, "w_estimate", how=lambda v: max(abs(x) for x in v))
@@ -220,7 +222,7 @@ def lipschitz_violation(records: list[dict], context: dict) -> Finding | None:
     """>= 90% of interpolates with ||grad f|| > 1.5 (when the critic should be 1-Lipschitz), or
     >= 50% of weights pinned at +-c."""
     rows = _train(records)
-    if context.get("objective") == "wasserstein" or context.get("constraint") in LIPSCHITZ_TARGET_CONSTRAINTS:
+    if context.get("wasserstein") or context.get("unit_norm_target"):
         row = _sustained(rows, lambda r: r.get("lipschitz_over_1_5", 0) >= 0.9, EARLY)
         if row is not None:
             return Finding("lipschitz_violation", row["step"], WARNING, "the critic is far from 1-Lipschitz",
@@ -275,7 +277,12 @@ DETECTORS: dict[str, Callable[[list[dict], dict], Finding | None]] = {
 def context_of(config) -> dict:
     """What detectors may know about a run besides its records (a TrainConfig or its dict)."""
     values = config if isinstance(config, dict) else config.to_dict()
-    return {key: values.get(key) for key in ("objective", "constraint", "steps", "data")}
+    context = {key: values.get(key) for key in ("objective", "constraint", "steps", "data")}
+    # what the registries declare of the game and the constraint, not name lists
+    objective, constraint = OBJECTIVES.get(context["objective"]), CONSTRAINTS.get(context["constraint"])
+    context["wasserstein"] = bool(objective and objective.wasserstein)
+    context["unit_norm_target"] = bool(constraint and constraint.unit_norm_target)
+    return context
 
 
 def diagnose(records: list[dict], context: dict) -> list[Finding]:
@@ -293,8 +300,6 @@ PROBE_STEPS = 5
 def probe_critic(trainer, steps: int = PROBE_STEPS, seed: int = 0) -> dict:
     """Trains a copy of the critic ``steps`` more steps (its own RNG, the run untouched) and
     returns the held-out Wasserstein estimate before and after, and the relative gain."""
-    from wganlab.training.loop import build_critic
-
     # A fresh critic with the run's weights, not a deepcopy: under torchrun a deepcopy would
     # carry DDP's gradient hooks into the probe and corrupt the run's next all-reduce.
     critic = build_critic(trainer.config, trainer.dataset.shape).to(trainer.device)
@@ -304,10 +309,10 @@ def probe_critic(trainer, steps: int = PROBE_STEPS, seed: int = 0) -> dict:
     # steps would otherwise move the run's own Adam moments
     optimizer.load_state_dict(copy.deepcopy(trainer.opt_d.state_dict()))
     rng = torch.Generator().manual_seed(seed)
-    batch = trainer.config.batch_size
+    batch = trainer.local_batch  # the run's per-process batch (the global one under torchrun)
 
-    # eval-mode samples (trainer._generate): a BatchNorm generator's running statistics stay the run's
-    held_fake = trainer._generate(trainer.held_z)
+    # eval-mode samples (trainer.generate): a BatchNorm generator's running statistics stay the run's
+    held_fake = trainer.generate(trainer.held_z)
 
     @torch.no_grad()
     def estimate():
@@ -316,14 +321,9 @@ def probe_critic(trainer, steps: int = PROBE_STEPS, seed: int = 0) -> dict:
     before = estimate()
     for _ in range(steps):
         real = trainer.dataset.sample(batch, generator=rng).to(trainer.device)
-        fake = trainer._generate(torch.randn(batch, trainer.config.latent_dim, generator=rng).to(trainer.device))
-        scores = critic(torch.cat([real, fake]))
-        loss = trainer.objective.critic(scores[:batch], scores[batch:]).total
-        penalty, _ = trainer.constraint.penalty(critic, real, fake, rng)
-        optimizer.zero_grad(set_to_none=True)
-        (loss + penalty).backward()
-        optimizer.step()
-        trainer.constraint.project(critic)
+        fake = trainer.generate(torch.randn(batch, trainer.config.latent_dim, generator=rng).to(trainer.device))
+        terms = step.critic_terms(trainer.objective, trainer.constraint, critic, real, fake, rng)
+        step.critic_update(terms, trainer.constraint, critic, optimizer)
     after = estimate()
     gain = (after - before) / max(abs(after), 1e-8)
     return {"w_before": before, "w_after": after, "critic_gain": gain}
@@ -336,8 +336,9 @@ class DoctorStop(RuntimeError):
 class Doctor:
     """A Trainer callback that runs every detector as records arrive.
 
-    Each finding is printed once (to ``stream``) when it first holds, appended to the run's
-    ``metrics.jsonl`` as a ``finding`` record, and kept in ``self.findings``. With ``strict``, a
+    Each finding is printed once (to ``stream``) when it first holds, emitted through the
+    trainer (``metrics.jsonl``, TensorBoard, the live view) as a ``finding`` record, and kept
+    in ``self.findings``. Probe records are emitted the same way. With ``strict``, a
     fatal finding asks the trainer to stop (it finishes the step, evaluates and writes its
     files). For Wasserstein runs the doctor probes the critic at each train line (a copy, with
     its own RNG: the run itself is unchanged).
@@ -352,13 +353,15 @@ class Doctor:
         self._fired: set[str] = set()
 
     def on_record(self, trainer, record: dict) -> None:
+        kind = record.get("kind")
+        if kind == "finding":  # our own, coming back through trainer.emit
+            return
         self.records.append(record)
-        if self.probe and record.get("kind") == "train" and trainer.config.objective == "wasserstein" \
+        if kind == "probe":  # read with the train line it follows, below
+            return
+        if self.probe and kind == "train" and OBJECTIVES[trainer.config.objective].wasserstein \
                 and math.isfinite(record.get("w_estimate", math.nan)):
-            probe = {"kind": "probe", "step": record["step"], **probe_critic(trainer, seed=record["step"])}
-            self.records.append(probe)
-            if trainer.run is not None:
-                trainer.run.append_metrics(probe)
+            trainer.emit({"kind": "probe", "step": record["step"], **probe_critic(trainer, seed=record["step"])})
         context = context_of(trainer.config)
         for name, detector in DETECTORS.items():
             if name in self._fired:
@@ -369,8 +372,7 @@ class Doctor:
             self._fired.add(name)
             self.findings.append(finding)
             print(finding.text(), file=self.stream, flush=True)
-            if trainer.run is not None:
-                trainer.run.append_metrics(finding.to_record())
+            trainer.emit(finding.to_record())  # to metrics.jsonl, TensorBoard and the live view
             if self.strict and finding.severity == FATAL and trainer.stop_reason is None:
                 trainer.stop_reason = f"doctor: {finding.title} at step {finding.step} (--strict)"
 

@@ -126,7 +126,7 @@ class LiveView:
             self._bounds = [float(centre[0] - half), float(centre[0] + half),
                             float(centre[1] - half), float(centre[1] + half)]
         x0, x1, y0, y1 = self._bounds
-        fake = trainer._generate(trainer.held_z[: self.points])
+        fake = trainer.generate(trainer.held_z[: self.points])
         xs = torch.linspace(x0, x1, self.resolution)
         ys = torch.linspace(y1, y0, self.resolution)  # row 0 is the top of the picture
         grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2).to(trainer.held_real.device)

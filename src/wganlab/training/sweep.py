@@ -34,18 +34,19 @@ import torch
 from torch.func import functional_call, grad, stack_module_state, vmap
 
 from wganlab.config import ConfigError, TrainConfig, from_dict
-from wganlab.core.constraints import gradient_norms, two_sided_penalty, two_sided_penalty_grad
-from wganlab.core.critic_gradients import critic_step_gradients, mlp_layers
-from wganlab.data.toy import TOY_DATASETS, make_toy
+from wganlab.core.constraints import clip_stacked_parameters, gradient_norms, two_sided_penalty, two_sided_penalty_grad
+from wganlab.core.critic_gradients import mlp_layers
+from wganlab.core.schedules import linear_decay
+from wganlab.data import DATASETS, make_dataset
 from wganlab.metrics.toy import evaluate_toy
-from wganlab.core.objectives import get_objective
+from wganlab.training import step as steps
+from wganlab.training.build import (build_critic, build_generator, held_out_batch,
+                                    keep_freed_memory_for_reuse, objective_of)
 
 # Keys that may differ between the runs of one stacked group: they change no shape and no
 # schedule. Runs that differ in any other key go to separate groups.
 PER_RUN_KEYS = ("seed", "lr_g", "lr_d", "beta1", "beta2", "gp_weight", "clip", "ema")
 _ADAM_EPS = 1e-8  # torch.optim.Adam's default
-HELD_OUT = 1024  # as the trainer's held-out batch for the W estimate
-_HELD_OUT_SEED_OFFSET = 1_000_003  # as the trainer
 
 
 def sweep_configs(base: TrainConfig, seeds: Sequence[int] = (0,), grid: dict[str, Sequence[Any]] | None = None
@@ -82,25 +83,21 @@ def _check_supported(config: TrainConfig) -> None:
     if config.update_rule != "alternating" or config.unroll_steps:
         raise ConfigError("sweep runs the alternating update rule only; use wganlab train for "
                           f"update_rule={config.update_rule!r}, unroll_steps={config.unroll_steps}")
-    objective = get_objective(config.objective)
+    objective = objective_of(config)
     if objective.critic_kind != "score" or objective.equilibrium:
         raise ConfigError(f"sweep cannot stack the {config.objective!r} objective (a critic with state of its own); "
                           f"use wganlab train for it")
-    if config.data not in TOY_DATASETS:
-        raise ConfigError(f"sweep trains on the built-in toy data ({', '.join(TOY_DATASETS)}) only, got data {config.data!r}; "
+    if objective.generator_needs_real:
+        raise ConfigError(f"sweep cannot stack the {config.objective!r} objective (its generator loss reads real "
+                          f"scores); use wganlab train for it")
+    toy = [name for name, entry in DATASETS.items() if entry.kind == "toy"]
+    if config.data not in toy:
+        raise ConfigError(f"sweep trains on the built-in toy data ({', '.join(toy)}) only, got data {config.data!r}; "
                           f"use wganlab train for it")
 
 
 def _structure(config: TrainConfig) -> tuple:
     return tuple((k, v) for k, v in sorted(config.to_dict().items()) if k not in PER_RUN_KEYS)
-
-
-def _lr_factor(config: TrainConfig, step: int) -> float:
-    """The trainer's schedule: constant, then linear decay to 0 over the final fraction."""
-    decay_steps = round(config.steps * config.lr_decay_fraction)
-    if decay_steps == 0 or step < config.steps - decay_steps:
-        return 1.0
-    return max(0.0, (config.steps - step) / decay_steps)
 
 
 class _Adam:
@@ -128,9 +125,7 @@ class _Adam:
 
 
 def _train_group(configs: list[TrainConfig], keep_history: bool) -> list[dict]:
-    from wganlab.training.loop import build_critic, build_generator, keep_freed_memory_for_reuse  # as the trainer
-
-    keep_freed_memory_for_reuse()
+    keep_freed_memory_for_reuse()  # as the trainer
 
     first = configs[0]
     _check_supported(first)
@@ -139,8 +134,8 @@ def _train_group(configs: list[TrainConfig], keep_history: bool) -> list[dict]:
         raise ValueError("device cuda was asked for, but torch sees no CUDA GPU; use --device cpu")
     if first.threads:
         torch.set_num_threads(first.threads)
-    dataset = make_toy(first.data, radius=first.radius, sigma=first.sigma, spacing=first.spacing)
-    objective = get_objective(first.objective)
+    dataset = make_dataset(first)
+    objective = objective_of(first)
     k, batch, latent = len(configs), first.batch_size, first.latent_dim
 
     generators, critics = [], []
@@ -174,21 +169,25 @@ def _train_group(configs: list[TrainConfig], keep_history: bool) -> list[dict]:
         return functional_call(g_template, params, (z,))
 
     def critic_loss(params, real, fake, eps, weight):
-        scores = functional_call(d_template, params, (torch.cat([real, fake]),))
-        losses = objective.critic(scores[:batch], scores[batch:])
-        stats = {"d_loss": losses.total, "d_real": losses.real, "d_fake": losses.fake}
-        total = losses.total
-        if with_penalty:
-            points = eps * real + (1 - eps) * fake
-            input_grad = grad(lambda x: functional_call(d_template, params, (x,)).sum())(points)
+        def score(x):
+            return functional_call(d_template, params, (x,))
+
+        def penalty(score, real, fake):  # the gradient penalty at interpolates drawn before, per run
+            if not with_penalty:
+                return real.new_zeros(()), {}
+            input_grad = grad(lambda x: score(x).sum())(eps * real + (1 - eps) * fake)
             norms = gradient_norms(input_grad)
-            penalty = two_sided_penalty(norms, weight)
-            total = total + penalty
-            stats.update(penalty=penalty, gp_grad_norm=norms.mean())
-        return total, stats
+            value = two_sided_penalty(norms, weight)
+            return value, {"penalty": value, "gp_grad_norm": norms.mean()}
+
+        terms = steps.critic_terms(objective, None, score, real, fake, penalty=penalty)
+        losses = terms.losses
+        return terms.total, {"d_loss": losses.total, "d_real": losses.real, "d_fake": losses.fake,
+                             **terms.penalty_stats}
 
     def generator_loss(params, critic_params, z):
-        loss = objective.generator(functional_call(d_template, critic_params, (generate(params, z),)))
+        loss = steps.generator_loss(objective, lambda x: functional_call(d_template, critic_params, (x,)),
+                                    generate(params, z))
         return loss, loss
 
     generate_all = vmap(generate)
@@ -197,23 +196,16 @@ def _train_group(configs: list[TrainConfig], keep_history: bool) -> list[dict]:
         # The trainer's hand-written critic step over all K runs at once (batched matmuls).
         layer_names = [name for name, _ in critics[0].named_children()][0::2]
         slopes = plain_mlp[1]
-        losses_per_run = vmap(lambda r, f: tuple(objective.critic(r, f)))
-
-        def stacked_critic_loss(real_scores, fake_scores):
-            total, real_part, fake_part = losses_per_run(real_scores, fake_scores)
-            return total.sum(), {"d_loss": total, "d_real": real_part, "d_fake": fake_part}
 
         def stacked_penalty(norms):
             values = two_sided_penalty(norms, gp_weight)
             return values.sum(), {"penalty": values, "gp_grad_norm": norms.mean(dim=1)}
 
         def critic_grads(params, real, fake, eps, weight):
-            step = critic_step_gradients([params[f"{n}.weight"] for n in layer_names],
-                                         [params[f"{n}.bias"] for n in layer_names], slopes, real, fake,
-                                         eps if with_penalty else None, stacked_critic_loss,
-                                         stacked_penalty if with_penalty else None,
-                                         loss_sample_grads=objective.critic_sample_grads,
-                                         penalty_grad=lambda norms: two_sided_penalty_grad(norms, gp_weight))
+            step = steps.hand_written_critic_gradients(
+                objective, [params[f"{n}.weight"] for n in layer_names], [params[f"{n}.bias"] for n in layer_names],
+                slopes, real, fake, eps if with_penalty else None, stacked_penalty if with_penalty else None,
+                lambda norms: two_sided_penalty_grad(norms, gp_weight))
             grads = {}
             for name, weight_grad, bias_grad in zip(layer_names, step.weight_grads, step.bias_grads):
                 grads[f"{name}.weight"], grads[f"{name}.bias"] = weight_grad, bias_grad
@@ -233,8 +225,9 @@ def _train_group(configs: list[TrainConfig], keep_history: bool) -> list[dict]:
 
     started = time.perf_counter()
     step = 0
+    schedule = linear_decay(first.steps, first.lr_decay_fraction)  # the trainer's
     while step < first.steps:
-        factor = _lr_factor(first, step)
+        factor = schedule(step)
         # per run, the trainer's order of draws: real, noise, then the interpolation weights,
         # for all n_critic steps first; the generator does not change during the critic steps,
         # so their fake batches come from one forward (as the trainer's critic_phase)
@@ -252,14 +245,7 @@ def _train_group(configs: list[TrainConfig], keep_history: bool) -> list[dict]:
             grads, stats = critic_grads(d_params, real, fake, eps if eps is not None else real[..., :1], gp_weight)
             opt_d.step(d_params, grads, factor)
             if first.constraint == "clip":
-                with torch.no_grad():
-                    pinned, total = 0, 0
-                    for p in d_params.values():
-                        bound = clip.view((-1,) + (1,) * (p.dim() - 1))
-                        p.copy_(torch.maximum(torch.minimum(p, bound), -bound))
-                        pinned = pinned + (p.abs() >= bound).flatten(start_dim=1).sum(dim=1)
-                        total += p[0].numel()
-                    stats["clipped_fraction"] = pinned / total
+                stats["clipped_fraction"] = clip_stacked_parameters(d_params.values(), clip)
             accumulate(stats)
         z = to_device(torch.stack([torch.randn(batch, latent, generator=r) for r in rngs]))
         g_grads, g_loss = generator_grads(g_params, d_params, z)
@@ -298,9 +284,7 @@ def _score(configs, dataset, g_template, d_template, g_params, d_params, ema_par
         with torch.no_grad():
             z = torch.randn(config.eval_samples, config.latent_dim, generator=torch.Generator().manual_seed(config.seed))
             samples = functional_call(g_template, generator, (z.to(device),)).float().cpu()
-            held = torch.Generator().manual_seed(config.seed + _HELD_OUT_SEED_OFFSET)
-            held_real = dataset.sample(HELD_OUT, generator=held).to(device)
-            held_z = torch.randn(HELD_OUT, config.latent_dim, generator=held).to(device)
+            held_real, held_z = (t.to(device) for t in held_out_batch(dataset, config))  # the trainer's
             held_fake = functional_call(g_template, generator, (held_z,))
             w_estimate = float(functional_call(d_template, critic, (held_real,)).mean()
                                - functional_call(d_template, critic, (held_fake,)).mean())

@@ -1,0 +1,155 @@
+"""What a run measures as it goes: statistics summed on the device between log lines, the
+train and eval records, the critic's own Wasserstein estimate, the final summary.
+
+:class:`Telemetry` is that part of the :class:`~wganlab.training.loop.Trainer`; every record
+leaves through :meth:`Telemetry.emit`, which appends it to ``metrics.jsonl`` and hands it to
+every callback (the doctor's findings go the same way).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from wganlab.core.constraints import critic_input_gradient_norms
+from wganlab.metrics.toy import evaluate_toy
+from wganlab.training.state import NonFiniteError
+
+
+def _grad_norm(module: torch.nn.Module) -> torch.Tensor:
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+
+class Telemetry:
+    """The measuring part of a :class:`~wganlab.training.loop.Trainer` (a mixin)."""
+
+    def _accumulate(self, stats: dict) -> None:
+        for key, value in stats.items():
+            self._sums[key] = self._sums[key] + value if key in self._sums else value
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def _postfix(self, record: dict) -> dict:
+        shown = {}
+        if "w_estimate" in record:
+            shown["W"] = f"{record['w_estimate']:.3f}"
+        if self.last_eval:
+            if "modes_captured" in self.last_eval:
+                shown["modes"] = f"{self.last_eval['modes_captured']}/{self.last_eval['n_modes']}"
+            if "high_quality_fraction" in self.last_eval:
+                shown["hq"] = f"{100 * self.last_eval['high_quality_fraction']:.0f}%"
+            if "w1" in self.last_eval:
+                shown["W1"] = f"{self.last_eval['w1']:.3f}"
+            for key, label in (("fid", "FID"), ("classes_covered", "classes")):
+                if key in self.last_eval:
+                    shown[label] = f"{self.last_eval[key]:.3g}"
+        return shown
+
+    def _log_train(self) -> dict:
+        # The interval's statistics (each the mean over the critic or generator steps since the
+        # last line), the current gradient norms and a parameter finiteness flag come to the
+        # host in one read.
+        sums, counts = self._sums, self._counts
+        means = {name: sums[name].float().reshape(()) / counts[name] for name in sums}
+        means["grad_norm_g"] = _grad_norm(self.generator).to(self.device)
+        means["grad_norm_d"] = _grad_norm(self.critic).to(self.device)
+        params = [p for net in (self.generator, self.critic) for p in net.parameters()]
+        means["params_finite"] = torch.stack([torch.isfinite(p).all() for p in params]).all().float()
+        means.update(self._diagnostics())
+        values = torch.stack(list(means.values())).cpu()
+        self._sums, self._counts = {}, {}
+        record = {"kind": "train", "step": self.step, "time": round(self.elapsed, 3)}
+        record.update(zip(means, values.tolist()))
+        params_finite = record.pop("params_finite")
+        record["w_estimate"] = self.wasserstein_estimate()
+        record["lr_g"] = self.opt_g.param_groups[0]["lr"]
+        self.emit(record)  # before the check: the non-finite line is evidence for the doctor
+        if not params_finite:
+            raise NonFiniteError(f"a parameter became NaN or Inf by step {self.step}; lower the learning rates "
+                                 f"(--lr-g/--lr-d) or use a Lipschitz constraint")
+        for name in ("d_loss", "g_loss", "w_estimate"):
+            if not math.isfinite(record[name]):
+                raise NonFiniteError(f"{name} became {record[name]} at step {self.step}; lower the learning rates "
+                                     f"(--lr-g/--lr-d) or use a Lipschitz constraint")
+        self.last_train = record
+        return record
+
+    def _diagnostics(self, n: int = 256) -> dict:
+        """Device tensors the doctor reads, measured on fixed held-out points once per log line:
+        parameter norms, the generated samples' spread relative to the data's (mean pairwise
+        distance ratio; ~1 healthy, -> 0 under collapse) and the critic's input-gradient norms at
+        real-fake interpolates (the share above 1.5 shows a Lipschitz violation)."""
+        n = min(n, len(self.held_real))  # config.held_out may be smaller
+        real = self.held_real[:n]
+        fake = self.generate(self.held_z[:n])
+        stats = {
+            "param_norm_g": torch.linalg.vector_norm(torch.cat([p.detach().flatten() for p in self.generator.parameters()])),
+            "param_norm_d": torch.linalg.vector_norm(torch.cat([p.detach().flatten() for p in self.critic.parameters()])),
+            "sample_spread": torch.pdist(fake.flatten(1)).mean() / torch.pdist(real.flatten(1)).mean().clamp_min(1e-12),
+        }
+        # Fixed interpolation weights: the measurement must not draw from the training stream.
+        eps = torch.rand(n, *([1] * (real.dim() - 1)), generator=torch.Generator().manual_seed(self.config.seed))
+        points = (eps.to(self.device) * real + (1 - eps.to(self.device)) * fake).requires_grad_(True)
+        with torch.enable_grad():
+            norms = critic_input_gradient_norms(self.critic, points, create_graph=False)
+        stats["input_grad_norm"] = norms.mean()
+        stats["lipschitz_over_1_5"] = (norms > 1.5).float().mean()
+        return stats
+
+    def _log_eval(self) -> dict:
+        result = self.evaluate()
+        record = {"kind": "eval", "step": self.step, "time": round(self.elapsed, 3), **result}
+        self.emit(record)
+        return result
+
+    def emit(self, record: dict) -> None:
+        """Appends ``record`` to the history and ``metrics.jsonl`` (rank 0) and hands it to every callback."""
+        self.history.append(record)
+        if self.run is not None and self.rank == 0:
+            self.run.append_metrics(record)
+        for callback in self.callbacks:
+            if hasattr(callback, "on_record"):
+                callback.on_record(self, record)
+
+    def summary(self) -> dict:
+        final = dict(self.last_eval or self.evaluate())
+        if self.last_train is not None:
+            final["w_estimate"] = self.last_train["w_estimate"]
+        final.update(steps=self.step, wall_seconds=round(self.elapsed, 2), preset=self.config.preset,
+                     data=self.config.data, seed=self.config.seed)
+        if self.stop_reason is not None:
+            final["stopped"] = self.stop_reason
+        return final
+
+    @torch.no_grad()
+    def wasserstein_estimate(self) -> float:
+        """E f(x) - E f(G(z)) on the fixed held-out batch: the critic's own W1 estimate."""
+        fake = self.generate(self.held_z)
+        return float(self.critic(self.held_real).mean() - self.critic(fake).mean())
+
+    def evaluate(self) -> dict:
+        samples = self.sample(self.config.eval_samples, seed=self.config.seed)
+        if not torch.isfinite(samples).all():
+            raise NonFiniteError(f"the generator produced NaN/Inf samples at step {self.step}")
+        if self.dataset.kind == "image":
+            from wganlab.metrics.images import evaluate_images
+
+            return evaluate_images(samples, self.dataset, seed=self.config.seed)
+        # mode_counts stays in: modes visited over time (mode hopping) is read from it
+        return evaluate_toy(samples, self.dataset, n_real=self.config.w1_samples, seed=self.config.seed)
+
+    @torch.no_grad()
+    def critic_surface(self, resolution: int = 100, margin: float = 0.25):
+        """The critic's value on a grid covering the data: (xs, ys, values[res, res])."""
+        points = torch.cat([self.held_real.cpu(), self.sample(len(self.held_real), self.config.seed)])
+        low, high = points.min(0).values, points.max(0).values
+        pad = margin * (high - low).clamp_min(1e-3)
+        xs = torch.linspace(float(low[0] - pad[0]), float(high[0] + pad[0]), resolution)
+        ys = torch.linspace(float(low[1] - pad[1]), float(high[1] + pad[1]), resolution)
+        grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)
+        values = self.critic(grid.to(self.device)).reshape(resolution, resolution).cpu()
+        return xs.numpy(), ys.numpy(), values.numpy()
+
