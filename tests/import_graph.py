@@ -1,6 +1,6 @@
 """The package's import graph read from the source, function-local imports included.
 
-Used by ``tests/system/test_layers.py``; kept apart so that the same graph can be printed
+Used by ``tests/system/test_layout.py``; kept apart so that the same graph can be printed
 (``python tests/import_graph.py``) when a layer rule fails.
 """
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from wganlab.config import TrainConfig, resolve
+from wganlab.metrics.headline import headline_of
 from wganlab.report.run import CRITIC_SURFACE, write_report
 from wganlab.runs.folder import RunFolder, RunFolderError
 
@@ -175,7 +176,7 @@ class Run:
         return cls(run.read_config(), run.read_summary(), run.read_metrics(), sampler, path=run.path)
 
     def __repr__(self) -> str:
-        shown = {k: self.metrics[k] for k in ("modes_captured", "high_quality_fraction", "w1") if k in self.metrics}
+        shown = headline_of(self.metrics, ("modes_captured", "high_quality_fraction", "w1", "fid"))
         return f"Run({self.config.preset} on {self.metrics.get('data', self.config.data)}, {shown})"
 
 

@@ -1,5 +1,5 @@
 """The layout: layers whose imports point down, no circles, the old module paths, and runs
-that compute what the flat layout's main computed (stored references, tests/data/)."""
+that compute what the flat layout's main computed (stored references, tests/fixtures/)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import import_graph  # noqa: E402  (tests/import_graph.py)
 from wganlab import _aliases  # noqa: E402
 from wganlab.cli import main  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def test_every_module_sits_in_a_layer_and_imports_only_downwards():

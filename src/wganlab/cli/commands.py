@@ -8,7 +8,8 @@ from pathlib import Path
 
 from wganlab.cli.parser import CONFIG_KEYS, RESUMABLE, UsageError, parse_set
 from wganlab.config import PRESET_DESCRIPTIONS, resolve
-from wganlab.data import DATASETS
+from wganlab.data import DATASETS, dataset_params
+from wganlab.metrics.headline import FINAL, headline_of
 
 
 def _resume_config(args, overrides: dict):
@@ -117,8 +118,14 @@ def sweep(args) -> int:
 
 def train(args) -> int:
     from wganlab.api import train_run
-    from wganlab.training.distributed import broadcast_from_rank0, launched_by_torchrun, local_device, process_group, rank
     from wganlab.runs.folder import next_run_dir
+    from wganlab.training.distributed import (
+        broadcast_from_rank0,
+        launched_by_torchrun,
+        local_device,
+        process_group,
+        rank,
+    )
 
     overrides = {key: getattr(args, key) for key in CONFIG_KEYS}
     overrides.update(parse_set(args.set))
@@ -156,8 +163,7 @@ def train(args) -> int:
                 live.stop()
         if rank() != 0:
             return 0
-    shown = {k: summary[k] for k in ("modes_captured", "n_modes", "high_quality_fraction", "reverse_kl", "w1",
-                                     "w_estimate", "wall_seconds") if k in summary}
+    shown = headline_of(summary, FINAL)
     print(json.dumps(shown))
     print(f"run folder: {out}   report: {out / 'report.html'}")
     if summary.get("interrupted"):
@@ -211,7 +217,7 @@ def eval(args) -> int:
         return _eval_images(args)
     from wganlab.metrics.toy import evaluate_toy, load_samples
 
-    dataset = make_toy(args.data, radius=args.radius, sigma=args.sigma, spacing=args.spacing)
+    dataset = make_toy(args.data, **{key: getattr(args, key) for key in dataset_params()})
     if args.w1_samples < 2:
         raise UsageError(f"--w1-samples must be >= 2, got {args.w1_samples}")
     samples = load_samples(args.samples)
@@ -232,7 +238,7 @@ def presets(args) -> int:
 
 
 def experiment(args) -> int:
-    from wganlab.experiments import EXPERIMENTS, run_all, run_experiment, write_report
+    from wganlab.experiments import EXPERIMENTS, run_all, run_experiment, write_experiments_report
 
     if args.name == "list":
         for name, experiment in EXPERIMENTS.items():
@@ -257,7 +263,7 @@ def experiment(args) -> int:
         raise UsageError(f"unknown experiment {args.name!r}; choose one of: {', '.join(EXPERIMENTS)}, all, list")
     out = Path(args.out or Path("runs/experiments") / args.name)
     echo(run_experiment(args.name, args.quick, out))
-    report = write_report(out, [out])
+    report = write_experiments_report(out, [out])
     print(f"result: {out / 'result.json'}   report: {report}")
     return 0
 

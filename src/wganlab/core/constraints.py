@@ -94,6 +94,14 @@ def gradient_norms(grad: torch.Tensor, batch_dims: int = 1) -> torch.Tensor:
     return torch.sqrt(grad.flatten(start_dim=batch_dims).pow(2).sum(dim=-1) + _NORM_EPS)
 
 
+def _at_interpolates(critic, real, fake, weight, generator, penalty_of, what: str):
+    """``penalty_of`` the critic's input-gradient norms at the WGAN-GP interpolates, and the norms."""
+    if weight < 0:
+        raise ValueError(f"{what} must be >= 0, got {weight}")
+    norms = critic_input_gradient_norms(critic, _interpolate(real, fake.detach(), generator))
+    return penalty_of(norms, weight), norms
+
+
 def gradient_penalty_and_norms(critic, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0,
                                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The two-sided WGAN-GP penalty and the interpolates' gradient norms.
@@ -104,10 +112,7 @@ def gradient_penalty_and_norms(critic, real: torch.Tensor, fake: torch.Tensor, w
     Returns:
         (scalar penalty, (B,) gradient norms at the interpolates).
     """
-    if weight < 0:
-        raise ValueError(f"gradient penalty weight must be >= 0, got {weight}")
-    norms = critic_input_gradient_norms(critic, _interpolate(real, fake.detach(), generator))
-    return two_sided_penalty(norms, weight), norms
+    return _at_interpolates(critic, real, fake, weight, generator, two_sided_penalty, "gradient penalty weight")
 
 
 def one_sided_penalty_and_norms(critic, real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0,
@@ -119,10 +124,7 @@ def one_sided_penalty_and_norms(critic, real: torch.Tensor, fake: torch.Tensor, 
     Returns:
         (scalar penalty, (B,) gradient norms at the interpolates).
     """
-    if weight < 0:
-        raise ValueError(f"penalty weight must be >= 0, got {weight}")
-    norms = critic_input_gradient_norms(critic, _interpolate(real, fake.detach(), generator))
-    return one_sided_penalty(norms, weight), norms
+    return _at_interpolates(critic, real, fake, weight, generator, one_sided_penalty, "penalty weight")
 
 
 def zero_centred_penalty_and_norms(critic, points: torch.Tensor, gamma: float = 10.0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -113,12 +113,11 @@ def _given(value, default):
     return default if value is None else value
 
 
-def make_toy(name: str, *, radius: float | None = None, sigma: float | None = None,
-             spacing: float | None = None):
-    """Builds a built-in distribution; None keeps the published default of each parameter."""
+def make_toy(name: str, **values):
+    """Builds a built-in distribution from the config ``values`` its entry declares (radius,
+    sigma, spacing, ...; others are ignored); None keeps the published default of each."""
     entries = {entry.name: entry for entry in DATASETS}
     if name not in entries:
         raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(TOY_DATASETS)}")
-    values = {"radius": radius, "sigma": sigma, "spacing": spacing}
     entry = entries[name]
-    return entry.build(**{p.key: values[p.key] for p in entry.params})
+    return entry.build(**{p.key: values[p.key] for p in entry.params if p.key in values})

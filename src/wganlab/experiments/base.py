@@ -9,8 +9,6 @@ check passed: a claim that does not reproduce is reported as failed, with its fi
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
 import sys
@@ -20,12 +18,11 @@ from typing import Callable
 
 import numpy as np
 
+from wganlab.report.experiments import RESULT, section_html, write_experiments_report
 from wganlab.util.files import atomic_write_text
 from wganlab.util.plotting import pyplot  # noqa: F401  (the experiments import it from here)
 
-RESULT = "result.json"
 SECTION = "section.html"
-REPORT = "report.html"
 
 
 @dataclass(frozen=True)
@@ -137,62 +134,8 @@ def run_all(quick: bool, out: str | Path, names: list[str] | None = None, echo=N
             continue
         if echo is not None:
             echo(outcomes[-1])
-    write_report(out, [out / o["name"] for o in outcomes])
+    write_experiments_report(out, [out / o["name"] for o in outcomes])
     return outcomes
-
-
-def _format(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list) and len(value) > 12:
-        return html.escape(json.dumps(value[:12])[:-1] + ", ...]")
-    return html.escape(json.dumps(value) if isinstance(value, (list, dict)) else str(value))
-
-
-def section_html(outcome: dict, folder: Path) -> str:
-    """One report section: the claim, PASSED/FAILED, the checks and the plots inline."""
-    verdict = "PASSED" if outcome["passed"] else "FAILED"
-    colour = "#1a7f37" if outcome["passed"] else "#c62828"
-    rows = "".join(
-        f"<tr><td>{'pass' if c['passed'] else '<b>FAIL</b>'}</td><td>{html.escape(c['name'])}</td>"
-        f"<td>{_format(c['value'])}</td><td>{html.escape(c['bar'])}</td></tr>" for c in outcome["checks"])
-    parts = [f"<section id='{html.escape(outcome['name'])}'>",
-             f"<h2>{html.escape(outcome['name'])}: {html.escape(outcome['title'])}</h2>",
-             f"<p><b>Claim.</b> {html.escape(outcome['claim'])}</p>",
-             f"<p class='verdict' style='color:{colour}'><b>{verdict}</b>"
-             f"{' (quick version)' if outcome.get('quick') else ''}</p>",
-             f"<table><tr><th></th><th>check</th><th>measured</th><th>bar</th></tr>{rows}</table>"]
-    if outcome.get("notes"):
-        parts.append(f"<p>{html.escape(outcome['notes'])}</p>")
-    for name in outcome["plots"]:
-        data = base64.b64encode((folder / name).read_bytes()).decode()
-        parts.append(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
-                     f"<figcaption>{html.escape(name)}</figcaption></figure>")
-    parts.append("</section>")
-    return "\n".join(parts)
-
-
-_STYLE = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 10px;text-align:left}
-th{background:#f4f4f4}img{max-width:100%;border:1px solid #eee}.verdict{font-size:1.2em}section{margin-bottom:3em}"""
-
-
-def write_report(out: Path, folders: list[Path]) -> Path:
-    """One self-contained ``report.html`` from experiment folders' result.json and plots."""
-    sections, summary = [], []
-    for folder in folders:
-        outcome = json.loads((folder / RESULT).read_text())
-        sections.append(section_html(outcome, folder))
-        verdict = "passed" if outcome["passed"] else "<b>failed</b>"
-        summary.append(f"<tr><td><a href='#{html.escape(outcome['name'])}'>{html.escape(outcome['name'])}</a></td>"
-                       f"<td>{verdict}</td><td>{html.escape(outcome['claim'])}</td></tr>")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>wganlab experiments</title>"
-            f"<style>{_STYLE}</style></head><body><h1>wganlab experiments</h1>"
-            f"<table><tr><th>experiment</th><th>verdict</th><th>claim</th></tr>{''.join(summary)}</table>"
-            + "\n".join(sections) + "</body></html>")
-    path = Path(out) / REPORT
-    atomic_write_text(path, page)
-    return path
 
 
 def final_metrics(configs: list) -> list[dict]:

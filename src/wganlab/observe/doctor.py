@@ -6,8 +6,8 @@ run writes to ``metrics.jsonl`` (``train`` lines, ``eval`` lines and the doctor'
 callback) and afterwards (``wganlab doctor RUN_DIR``). A finding names the step where its
 condition first held, what it means, and which config knob to try.
 
-The statistics come from the trainer's log lines (``Trainer._log_train`` and
-``Trainer._diagnostics``): losses, D's accuracy, gradient and parameter norms, the spread of
+The statistics come from the trainer's log lines (``wganlab.training.telemetry``:
+the train records and their diagnostics): losses, D's accuracy, gradient and parameter norms, the spread of
 generated samples relative to the data, and the critic's input-gradient norms at
 real-fake interpolates. Thresholds are relative to the run's own early values where a scale
 is needed, and every condition must hold on ``SUSTAIN`` consecutive log lines, so a single

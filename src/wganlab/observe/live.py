@@ -25,6 +25,8 @@ from importlib.resources import files
 
 import torch
 
+from wganlab.metrics.headline import headline_of
+
 HOST = "127.0.0.1"  # never another interface: the page exposes the run to whoever can reach it
 MAX_CURVE_POINTS = 2000  # longer histories are thinned before they are sent
 
@@ -105,8 +107,9 @@ class LiveView:
         elif record["kind"] == "eval":
             self._evals["step"].append(record["step"])
             self._evals["w1"].append(record.get("w1"))
-            self._last_eval = {k: record[k] for k in ("modes_captured", "n_modes", "high_quality_fraction", "w1")
-                               if record.get(k) is not None}
+            self._last_eval = {k: v for k, v in headline_of(record, ("modes_captured", "n_modes",
+                                                                       "high_quality_fraction", "w1")).items()
+                               if v is not None}
             self._publish(trainer, "training")
 
     def on_end(self, trainer, summary: dict) -> None:

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
+
+from wganlab.core.constraints import critic_input_gradient_norms
+from wganlab.observe.grids import grid_array
 
 GRADIENT_POINTS = 512  # points at which the critic's input-gradient norms are histogrammed
 
@@ -32,17 +34,6 @@ def require_tensorboard():
         raise ValueError("--logger tensorboard/both needs the tensorboard package; pip install tensorboard, "
                          "or use --logger jsonl") from None
     return SummaryWriter
-
-
-def _image_grid(images: np.ndarray, columns: int = 8) -> np.ndarray:
-    """(N, C, H, W) in [-1, 1] -> one (C, rows*H, columns*W) image in [0, 1]."""
-    n, channels, height, width = images.shape
-    rows = -(-n // columns)
-    grid = np.ones((channels, rows * height, columns * width), dtype=np.float32)
-    for index, image in enumerate(images):
-        r, c = divmod(index, columns)
-        grid[:, r * height:(r + 1) * height, c * width:(c + 1) * width] = image
-    return np.clip((grid + 1) / 2, 0, 1)
 
 
 class TensorBoardLogger:
@@ -88,7 +79,8 @@ class TensorBoardLogger:
         image_shape = getattr(dataset, "image_shape", None)
         if image_shape is not None:
             samples = trainer.sample(64, seed=trainer.config.seed).numpy().reshape(-1, *image_shape)
-            self.writer.add_image("samples/grid", _image_grid(samples), step)
+            grid = grid_array(samples, scale=1)  # uint8, (H, W) grey or (H, W, 3)
+            self.writer.add_image("samples/grid", grid, step, dataformats="HW" if grid.ndim == 2 else "HWC")
         if dataset.dim != 2:
             return
         from wganlab.util.plotting import pyplot
@@ -125,16 +117,7 @@ class TensorBoardLogger:
         real = trainer.held_real[:GRADIENT_POINTS]
         fake = trainer.sample(len(real), seed=trainer.config.seed).to(real.device)
         for name, points in (("real", real), ("generated", fake)):
-            norms = critic_input_gradient_norms(trainer.critic, points)
+            x = points.detach().clone().requires_grad_(True)  # no parameter .grad changes
+            with torch.enable_grad():
+                norms = critic_input_gradient_norms(trainer.critic, x, create_graph=False).detach().cpu()
             self.writer.add_histogram(f"critic_input_grad_norm/{name}", norms, step)
-
-
-def critic_input_gradient_norms(critic: torch.nn.Module, points: torch.Tensor) -> torch.Tensor:
-    """||grad_x f(x)|| at each of ``points`` (N, D) -> (N,), on the CPU.
-
-    Computed with ``torch.autograd.grad`` so no parameter ``.grad`` of the critic changes.
-    """
-    x = points.detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        (gradient,) = torch.autograd.grad(critic(x).sum(), x)
-    return torch.linalg.vector_norm(gradient.reshape(len(x), -1), dim=1).detach().cpu()

@@ -7,7 +7,6 @@ anywhere with no network and no other file.
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 from pathlib import Path
@@ -15,18 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from wganlab.util.plotting import pyplot
+from wganlab.metrics.headline import HEADLINE
+from wganlab.report.html import page_head, png_base64
 from wganlab.runs.folder import SAMPLES, RunFolder, RunFolderError
 
-# final metric -> which way is better ("max" or "min"); rows appear in this order
-METRICS = {
-    "modes_captured": "max",
-    "high_quality_fraction": "max",
-    "reverse_kl": "min",
-    "w1": "min",
-    "w_estimate": None,  # the critic's own estimate: informative, not a score
-    "steps": None,
-    "wall_seconds": "min",
-}
+# final metric -> which way is better ("max", "min" or None); rows appear in this order
+METRICS = {metric.key: metric.better for metric in HEADLINE if metric.key not in ("n_modes", "feature_space")}
 # training-curve panels: (title, record kind, keys)
 CURVES = [
     ("critic loss d_loss", "train", ("d_loss",)),
@@ -60,7 +53,7 @@ def _png(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     pyplot().close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()
+    return png_base64(buffer.getvalue())
 
 
 def _curves_png(runs: list[_LoadedRun]) -> str:
@@ -94,7 +87,7 @@ def _real_points(config) -> np.ndarray | None:
     from wganlab.data.toy import make_toy
 
     try:
-        dataset = make_toy(config.data, radius=config.radius, sigma=config.sigma, spacing=config.spacing)
+        dataset = make_toy(config.data, **config.to_dict())
     except ValueError:  # data that is not a built-in distribution: no real overlay
         return None
     if dataset.dim != 2:
@@ -161,13 +154,6 @@ def _config_table(runs: list[_LoadedRun]) -> str:
     return f"<table><tr><th>key</th>{head}</tr>{body}</table>"
 
 
-_STYLE = """body{font-family:system-ui,sans-serif;max-width:1300px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 10px;text-align:left}
-th{background:#f4f4f4;font-weight:600}td.best{background:#c8f0c8;font-weight:700}
-img{max-width:100%;border:1px solid #eee}.panels{display:flex;flex-wrap:wrap;gap:8px}
-.panel{text-align:center;font-size:0.85em}"""
-
-
 def write_comparison(run_dirs: list[str | Path], out: str | Path) -> Path:
     """Writes the comparison page of ``run_dirs`` to ``out`` and returns its path.
 
@@ -195,8 +181,9 @@ def write_comparison(run_dirs: list[str | Path], out: str | Path) -> Path:
                       f"({html.escape(run.config.objective)}, {html.escape(run.config.constraint)}) on "
                       f"{html.escape(run.config.data)}, {html.escape(str(run.path))}</li>" for run in runs)
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>wganlab: {len(runs)} runs compared</title><style>{_STYLE}</style></head><body>",
+        page_head(f"wganlab: {len(runs)} runs compared", 1300,
+                  "td.best{background:#c8f0c8;font-weight:700}.panels{display:flex;flex-wrap:wrap;gap:8px}"
+                  ".panel{text-align:center;font-size:0.85em}"),
         f"<h1>{len(runs)} runs compared</h1><ul>{listing}</ul>",
         "<h2>Final metrics (best of each row in green)</h2>", _metrics_table(runs),
         "<h2>Training curves</h2>",

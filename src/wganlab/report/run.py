@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 from pathlib import Path
 
 import numpy as np
 
+from wganlab.metrics.headline import headline_of
+from wganlab.report.html import image_tag, page_head
 from wganlab.runs.folder import CONFIG, RunFolder
 from wganlab.util.plotting import pyplot
 
@@ -95,11 +96,6 @@ def plot_curves(records: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def _image_tag(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
 def _format(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -109,12 +105,6 @@ def _format(value) -> str:
 def _table(rows: dict) -> str:
     body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_format(v)}</td></tr>" for k, v in rows.items())
     return f"<table>{body}</table>"
-
-
-_STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 10px;text-align:left}
-th{background:#f4f4f4;font-weight:600}img{max-width:100%;border:1px solid #eee}
-.headline{font-size:1.2em}"""
 
 
 def _findings_section(records: list[dict], summary: dict) -> list[str]:
@@ -164,19 +154,15 @@ def write_report(run_dir: str | Path) -> Path:
         plot_curves(records, run.path / CURVES_PNG)
         images.append((CURVES_PNG, "training curves"))
 
-    headline_keys = ("modes_captured", "n_modes", "high_quality_fraction", "reverse_kl", "w1",
-                     "fid", "kid", "feature_space", "classes_covered", "class_kl", "mode_kl", "w_estimate",
-                     "steps", "wall_seconds")
-    headline = {k: summary[k] for k in headline_keys if k in summary}
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>wganlab run {html.escape(run.path.name)}"
-             f"</title><style>{_STYLE}</style></head><body>",
+    headline = headline_of(summary)
+    parts = [page_head(f"wganlab run {run.path.name}", 1100, ".headline{font-size:1.2em}"),
              f"<h1>wganlab run <code>{html.escape(run.path.name)}</code></h1>",
              f"<p class='headline'>{html.escape(config.preset)}: {html.escape(config.objective)} objective, "
              f"{html.escape(config.constraint)} constraint, on {html.escape(config.data)}.</p>",
              "<h2>Final metrics</h2>", _table(headline) if headline else "<p>No summary: the run did not finish.</p>"]
     parts += _findings_section(records, summary)
     for name, caption in images:
-        parts += [f"<h2>{html.escape(caption)}</h2>", _image_tag(run.path / name, caption)]
+        parts += [f"<h2>{html.escape(caption)}</h2>", image_tag(run.path / name, caption)]
     parts += ["<h2>Config</h2>", _table(json.loads((run.path / CONFIG).read_text())), "</body></html>"]
     out = run.path / REPORT
     out.write_text("\n".join(parts))

@@ -13,6 +13,7 @@ import math
 import torch
 
 from wganlab.core.constraints import critic_input_gradient_norms
+from wganlab.metrics.headline import BY_KEY, headline_of
 from wganlab.metrics.toy import evaluate_toy
 from wganlab.training.state import NonFiniteError
 
@@ -36,16 +37,11 @@ class Telemetry:
         shown = {}
         if "w_estimate" in record:
             shown["W"] = f"{record['w_estimate']:.3f}"
-        if self.last_eval:
-            if "modes_captured" in self.last_eval:
-                shown["modes"] = f"{self.last_eval['modes_captured']}/{self.last_eval['n_modes']}"
-            if "high_quality_fraction" in self.last_eval:
-                shown["hq"] = f"{100 * self.last_eval['high_quality_fraction']:.0f}%"
-            if "w1" in self.last_eval:
-                shown["W1"] = f"{self.last_eval['w1']:.3f}"
-            for key, label in (("fid", "FID"), ("classes_covered", "classes")):
-                if key in self.last_eval:
-                    shown[label] = f"{self.last_eval[key]:.3g}"
+        for key, value in headline_of(self.last_eval or {}).items():
+            metric = BY_KEY[key]
+            if metric.short and value is not None:
+                shown[metric.short] = f"{value}/{self.last_eval['n_modes']}" if key == "modes_captured" \
+                    else metric.format(value)
         return shown
 
     def _log_train(self) -> dict:

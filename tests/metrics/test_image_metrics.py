@@ -135,7 +135,7 @@ def test_stacked_mnist_from_real_digits_covers_all_modes_and_one_triple_covers_o
 
 
 def test_eval_command_scores_image_samples(tmp_path, capsys):
-    from test_images import write_mnist_fixture
+    from conftest import write_mnist_fixture
 
     from wganlab.cli import main
 

@@ -7,7 +7,7 @@ import torch
 from wganlab.config import ConfigError, resolve
 from wganlab.training.loop import Trainer
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 TINY = dict(hidden=32, depth=2, batch_size=64, n_critic=2, gp_weight=10.0, lr_g=1e-3, lr_d=1e-3, ema=0.0,
             lr_decay_fraction=0.0, log_every=1, eval_every=0, eval_samples=200, w1_samples=100)
 

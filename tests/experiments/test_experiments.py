@@ -12,7 +12,7 @@ import pytest
 
 from wganlab.cli import main
 from wganlab.data.mnist import mnist_available
-from wganlab.experiments import EXPERIMENTS, run_all, run_experiment, write_report
+from wganlab.experiments import EXPERIMENTS, run_all, run_experiment, write_experiments_report
 from wganlab.experiments.base import spearman
 
 
@@ -86,7 +86,7 @@ def test_all_builds_one_report_with_a_plot_and_a_verdict_per_section(quick, tmp_
     # mnist-modes needs the real digits; without them the report has the other seven
     names = [name for name in EXPERIMENTS if name != "mnist-modes" or mnist_available()]
     outcomes = [quick(name)[0] for name in names]
-    html = write_report(tmp_path, [quick(name)[1] for name in names]).read_text()
+    html = write_experiments_report(tmp_path, [quick(name)[1] for name in names]).read_text()
     assert len(EXPERIMENTS) == 8
     assert html.count("<section id=") == len(names) == (8 if mnist_available() else 7)
     for outcome in outcomes:

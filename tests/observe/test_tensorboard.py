@@ -6,7 +6,7 @@ import torch
 
 from wganlab.api import train_run
 from wganlab.config import resolve
-from wganlab.observe.tensorboard import critic_input_gradient_norms
+from wganlab.core.constraints import critic_input_gradient_norms
 
 EventAccumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator").EventAccumulator
 
@@ -62,7 +62,7 @@ def test_critic_input_gradient_norms_of_a_linear_critic_are_its_weight_norm():
     critic = torch.nn.Linear(2, 1)
     with torch.no_grad():
         critic.weight.copy_(torch.tensor([[3.0, 4.0]]))
-    norms = critic_input_gradient_norms(critic, torch.randn(7, 2))
+    norms = critic_input_gradient_norms(critic, torch.randn(7, 2).requires_grad_(True), create_graph=False)
     torch.testing.assert_close(norms, torch.full((7,), 5.0))
     assert critic.weight.grad is None  # the trainer's parameter gradients are left alone
 
