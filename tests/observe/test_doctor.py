@@ -170,3 +170,25 @@ def test_a_watched_run_is_the_same_run():
     assert any(r["kind"] == "probe" for r in doctor.records)  # the probe did run
     for a, b in zip(plain.critic.state_dict().values(), watched.critic.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_findings_reach_every_observer_through_the_trainer(tmp_path):
+    # the doctor emits through trainer.emit: metrics.jsonl, the history, and every other callback see the findings
+    from wganlab.observe.live import LiveView
+
+    seen = []
+
+    class Recorder:
+        def on_record(self, trainer, record):
+            seen.append(record["kind"])
+
+    doctor = Doctor(stream=io.StringIO(), probe=True)
+    live = LiveView()
+    config = resolve("gan", {"steps": 60, "log_every": 5, "eval_every": 0, "hidden": 32, "n_critic": 10, "lr_d": 2e-3,
+                             "lr_g": 2e-5, "batch_size": 64, "eval_samples": 500, "w1_samples": 500})
+    trainer = Trainer(config, callbacks=[doctor, live, Recorder()])
+    trainer.train()
+    kinds = [r["kind"] for r in trainer.history]
+    assert doctor.findings, "this set-up (a strong discriminator, a frozen generator) must raise a finding"
+    assert kinds.count("finding") == len(doctor.findings) == seen.count("finding")
+    assert [f["detector"] for f in json.loads(live.state_bytes())["findings"]] == [f.detector for f in doctor.findings]

@@ -73,6 +73,7 @@ class LiveView:
         self._curves: dict[str, list] = {"step": [], "d_loss": [], "g_loss": [], "w_estimate": []}
         self._evals: dict[str, list] = {"step": [], "w1": []}
         self._last_eval: dict = {}
+        self._findings: list[dict] = []  # the doctor's, as they come
         self._field: dict = {}
         self._bounds = None
         self._server = ThreadingHTTPServer((HOST, port), self._handler())
@@ -103,6 +104,9 @@ class LiveView:
             for key in self._curves:
                 self._curves[key].append(record.get(key))
             self._field = self.snapshot(trainer)
+            self._publish(trainer, "training")
+        elif record["kind"] == "finding":  # the doctor's, emitted through the trainer
+            self._findings.append({k: record[k] for k in ("detector", "step", "severity", "title")})
             self._publish(trainer, "training")
         elif record["kind"] == "eval":
             self._evals["step"].append(record["step"])
@@ -149,6 +153,7 @@ class LiveView:
             "last_eval": self._last_eval,
             "curves": {k: v[::stride] for k, v in self._curves.items()},
             "evals": self._evals,
+            "findings": self._findings,
             **self._field,
         }
         encoded = json.dumps(state).encode()

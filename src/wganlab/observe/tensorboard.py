@@ -55,6 +55,10 @@ class TensorBoardLogger:
     # -- Trainer callback ------------------------------------------------------------------
     def on_record(self, trainer, record: dict) -> None:
         kind, step = record["kind"], record["step"]
+        if kind == "finding":  # the doctor's, emitted through the trainer: text, not scalars
+            self.writer.add_text(f"doctor/{record['detector']}", f"**{record['severity']}** at step {step}: "
+                                 f"{record['title']}. {record['meaning']}. What to try: {record['fix']}", step)
+            return
         for key, value in record.items():
             if key in ("kind", "step") or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
@@ -79,7 +83,7 @@ class TensorBoardLogger:
         image_shape = getattr(dataset, "image_shape", None)
         if image_shape is not None:
             samples = trainer.sample(64, seed=trainer.config.seed).numpy().reshape(-1, *image_shape)
-            grid = grid_array(samples, scale=1)  # uint8, (H, W) grey or (H, W, 3)
+            grid = grid_array(samples, padding=0, scale=1)  # as before the move: no gutters, 1x
             self.writer.add_image("samples/grid", grid, step, dataformats="HW" if grid.ndim == 2 else "HWC")
         if dataset.dim != 2:
             return
