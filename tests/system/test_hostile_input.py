@@ -115,6 +115,24 @@ def test_damaged_run_files_are_refused_in_one_line_and_the_folder_is_untouched(f
             assert _snapshot(run) == before, argv
 
 
+def test_a_checkpoint_with_a_damaged_python_rng_state_is_refused_in_one_line(finished_run, tmp_path):
+    """The flipped byte hypothesis found: a negative word in the saved random.getstate()."""
+    import torch
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    path = next((run / "checkpoints").glob("*.pt"))
+    state = torch.load(path, weights_only=False)
+    version, words, gauss = state["python_rng"]
+    state["python_rng"] = (version, (words[0], -3, *words[2:]), gauss)
+    torch.save(state, path)
+    before = _snapshot(run)
+    code, err = _run(["train", "--resume", str(run), "--steps", "3", "--no-progress"])
+    _assert_clean_refusal_or_success(code, err)
+    assert code == 2 and "checkpoint" in err
+    assert _snapshot(run) == before
+
+
 ARRAY_SHAPES = [(40,), (40, 2), (40, 3), (1, 2), (40, 28, 28), (40, 12, 12, 3), (40, 2, 9, 9), (40, 5, 5, 5, 5), (0, 2)]
 
 

@@ -127,7 +127,8 @@ class TrainerState:
                                           f"the run's own config, or start a new run")
         try:
             self._load(state)
-        except (RuntimeError, KeyError, ValueError, TypeError) as error:
+        # OverflowError: a damaged Python RNG state (a negative word) fails random.setstate
+        except (RuntimeError, KeyError, ValueError, TypeError, OverflowError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise CheckpointMismatchError(f"the checkpoint does not fit this run's networks ({first[:200]}); "
                                           f"it comes from another architecture") from None
