@@ -173,8 +173,11 @@ def test_a_watched_run_is_the_same_run():
 
 
 def test_findings_reach_every_observer_through_the_trainer(tmp_path):
-    # the doctor emits through trainer.emit: metrics.jsonl, the history, and every other callback see the findings
+    # the doctor emits through trainer.emit: the history, TensorBoard, the live view and any callback see them
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     from wganlab.observe.live import LiveView
+    from wganlab.observe.tensorboard import TensorBoardLogger
 
     seen = []
 
@@ -183,12 +186,16 @@ def test_findings_reach_every_observer_through_the_trainer(tmp_path):
             seen.append(record["kind"])
 
     doctor = Doctor(stream=io.StringIO(), probe=True)
-    live = LiveView()
+    live, board = LiveView(), TensorBoardLogger(tmp_path, images=False, histograms=False)
     config = resolve("gan", {"steps": 60, "log_every": 5, "eval_every": 0, "hidden": 32, "n_critic": 10, "lr_d": 2e-3,
                              "lr_g": 2e-5, "batch_size": 64, "eval_samples": 500, "w1_samples": 500})
-    trainer = Trainer(config, callbacks=[doctor, live, Recorder()])
+    trainer = Trainer(config, callbacks=[doctor, live, board, Recorder()])
     trainer.train()
+    board.writer.close()
     kinds = [r["kind"] for r in trainer.history]
     assert doctor.findings, "this set-up (a strong discriminator, a frozen generator) must raise a finding"
     assert kinds.count("finding") == len(doctor.findings) == seen.count("finding")
     assert [f["detector"] for f in json.loads(live.state_bytes())["findings"]] == [f.detector for f in doctor.findings]
+    events = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+    events.Reload()
+    assert sorted(events.Tags()["tensors"]) == sorted(f"doctor/{f.detector}/text_summary" for f in doctor.findings)

@@ -52,6 +52,11 @@ class Finding:
     def to_record(self) -> dict:
         return {"kind": "finding", **asdict(self)}
 
+    @classmethod
+    def from_record(cls, record: dict) -> Finding:
+        """The inverse of :meth:`to_record` (a finding read back from metrics.jsonl or a callback)."""
+        return cls(**{k: v for k, v in record.items() if k != "kind"})
+
     def text(self) -> str:
         numbers = ", ".join(f"{k} {_fmt(v)}" for k, v in self.evidence.items())
         return (f"[doctor] {self.severity.upper()} at step {self.step}: {self.title} ({numbers}).\n"

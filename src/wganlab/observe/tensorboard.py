@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from wganlab.core.constraints import critic_input_gradient_norms
+from wganlab.observe.doctor import Finding
 from wganlab.observe.grids import grid_array
 
 GRADIENT_POINTS = 512  # points at which the critic's input-gradient norms are histogrammed
@@ -56,8 +57,7 @@ class TensorBoardLogger:
     def on_record(self, trainer, record: dict) -> None:
         kind, step = record["kind"], record["step"]
         if kind == "finding":  # the doctor's, emitted through the trainer: text, not scalars
-            self.writer.add_text(f"doctor/{record['detector']}", f"**{record['severity']}** at step {step}: "
-                                 f"{record['title']}. {record['meaning']}. What to try: {record['fix']}", step)
+            self.writer.add_text(f"doctor/{record['detector']}", Finding.from_record(record).text(), step)
             return
         for key, value in record.items():
             if key in ("kind", "step") or isinstance(value, bool) or not isinstance(value, (int, float)):
