@@ -80,15 +80,24 @@ def test_bad_flags_give_one_line_and_write_nothing(tmp_path, capsys, flags, mess
     assert not out.exists()
 
 
-def test_existing_run_is_refused_unless_overwrite(tmp_path, capsys):
+def test_existing_run_is_refused_unless_overwrite_and_user_files_never_go(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
     (out / "precious.txt").write_text("keep me")
     assert main(["train", "--steps", "1", "--out", str(out)] + TINY) == 2
+    assert "not a wganlab run" in _error_line(capsys)
+    # --overwrite replaces only a wganlab run folder: a folder of user files is refused, untouched
+    assert main(["train", "--steps", "1", "--eval-every", "0", "--out", str(out), "--overwrite"] + TINY) == 2
+    assert "replaces only a wganlab run folder" in _error_line(capsys)
+    assert sorted(p.name for p in out.iterdir()) == ["precious.txt"]
+    run = tmp_path / "real"
+    assert main(["train", "--steps", "1", "--eval-every", "0", "--out", str(run)] + TINY) == 0
+    assert main(["train", "--steps", "1", "--out", str(run)] + TINY) == 2
     assert "--overwrite" in _error_line(capsys)
-    assert (out / "precious.txt").read_text() == "keep me"
-    assert main(["train", "--steps", "1", "--eval-every", "0", "--out", str(out), "--overwrite"] + TINY) == 0
-    assert not (out / "precious.txt").exists() and (out / "summary.json").is_file()
+    (run / "notes.txt").write_text("mine")  # a user's file inside a run folder stays
+    assert main(["train", "--steps", "2", "--eval-every", "0", "--out", str(run), "--overwrite"] + TINY) == 0
+    assert (run / "notes.txt").read_text() == "mine" and json.loads((run / "summary.json").read_text())["steps"] == 2
+    assert not (run / ".wganlab-replaced").exists()
 
 
 def test_eval_refuses_bad_sample_files(tmp_path, capsys):

@@ -1,5 +1,18 @@
+"""``python -m wganlab`` and the ``wganlab`` command: the CLI, with a Ctrl-C at any moment (also
+while torch is still being imported) ending in one line instead of a traceback."""
+
 import sys
 
-from wganlab.cli import main
 
-sys.exit(main())
+def entry() -> int:
+    try:
+        from wganlab.cli import main
+
+        return main()
+    except KeyboardInterrupt:  # main() catches its own; this is one during the imports
+        print("wganlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(entry())

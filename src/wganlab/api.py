@@ -51,16 +51,44 @@ def _train_into_folder(config: TrainConfig, out: str | Path, overwrite: bool, pr
     if resume:
         run = RunFolder(out)
         checkpoint, state, skipped = run.load_latest_checkpoint()
+        trained_on = run.generator_data_shape() if (run.path / "generator.safetensors").is_file() else None
+        if trained_on is not None and trained_on != tuple(trainer.dataset.shape):
+            raise RunFolderError(f"the data {config.data} has changed since the run was trained: samples of shape "
+                                 f"{trained_on} then, {tuple(trainer.dataset.shape)} now; put the run's data back, "
+                                 f"or start a new run")
         trainer.load_state_dict(state)
         for reason in skipped:
             print(f"wganlab: skipped an unreadable checkpoint, {reason}", file=sys.stderr)
-        if trainer.rank == 0:
-            trainer.history = run.truncate_metrics(trainer.step)
-            run.write_config(config)
+        if trainer.rank == 0:  # both files change together or neither does
+            trainer.history = run.restart_at(trainer.step, config)
+        created = False
     else:
+        created = not Path(out).exists()
         run = RunFolder.create(out, overwrite=overwrite) if trainer.rank == 0 else RunFolder(out)
-        if trainer.rank == 0:
+    try:
+        if not resume and trainer.rank == 0:
             run.write_config(config)
+            run.commit()  # the new run is valid: the old one moved aside by --overwrite goes
+        summary = _train_and_finish(trainer, run, config)
+        if trainer.rank == 0:
+            run.commit()
+    except BaseException as error:
+        from wganlab.training.loop import NonFiniteError
+
+        # a fresh run that cannot be resumed (no checkpoint yet) is taken away rather than left as
+        # a shell that blocks the same command; one that diverged keeps its log for the doctor
+        if (not resume and trainer.rank == 0 and not isinstance(error, NonFiniteError)
+                and not run.checkpoint_files()):
+            run.remove_own_files(created=created)
+        if resume and trainer.rank == 0:
+            run.undo_restart()  # a resume that fails before its first checkpoint changes no file
+        if isinstance(error, OSError) and not error.filename:  # a library's write: name the folder at least
+            raise OSError(error.errno, error.strerror or str(error), f"the run folder {run.path}") from None
+        raise
+    return summary, trainer
+
+
+def _train_and_finish(trainer, run: RunFolder, config: TrainConfig) -> dict:
     trainer.run = run
     run.log_metrics = config.logger in ("jsonl", "both")
     if trainer.dataset.kind == "image" and trainer.rank == 0:
@@ -80,7 +108,7 @@ def _train_into_folder(config: TrainConfig, out: str | Path, overwrite: bool, pr
         if board is not None:
             board.close()  # also when training fails: the events so far stay readable
     if trainer.rank != 0:
-        return summary, trainer
+        return summary
     summary["interrupted"] = trainer.interrupted
     run.write_samples(trainer.sample(config.eval_samples, seed=config.seed).numpy())
     if trainer.dataset.dim == 2:
@@ -88,7 +116,7 @@ def _train_into_folder(config: TrainConfig, out: str | Path, overwrite: bool, pr
         run.write_arrays(CRITIC_SURFACE, xs=xs, ys=ys, values=values)
     run.write_summary(summary)
     write_report(run.path)
-    return summary, trainer
+    return summary
 
 
 @contextmanager
@@ -123,7 +151,8 @@ def load_generator(run_dir: str | Path):
     if not run.path.is_dir():
         raise RunFolderError(f"run folder {run.path} does not exist")
     config = run.read_config()
-    generator = build_generator(config, data_shape(config))
+    shape = run.generator_data_shape() if (run.path / "generator.safetensors").is_file() else None
+    generator = build_generator(config, shape or data_shape(config))
     try:
         generator.load_state_dict(run.load_generator_weights())
     except RuntimeError as error:
@@ -135,8 +164,13 @@ def load_generator(run_dir: str | Path):
     @torch.no_grad()
     def sample(n: int, seed: int = 0) -> np.ndarray:
         z = torch.randn(n, config.latent_dim, generator=torch.Generator().manual_seed(seed))
-        return generator(z).numpy()
+        if n <= 10_000:
+            return generator(z).numpy()
+        return torch.cat([generator(chunk) for chunk in z.split(10_000)]).numpy()  # bounded activations
 
+    import math
+
+    sample.floats_per_sample = math.prod(shape or data_shape(config)) + config.latent_dim
     return sample
 
 

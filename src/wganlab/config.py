@@ -253,7 +253,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("ema", 0 <= config.ema < 1, "must be in [0, 1) (0 turns the EMA off)"),
         ("latent_dim", config.latent_dim >= 1, "must be >= 1"),
         ("hidden", config.hidden >= 1, "must be >= 1"),
-        ("depth", config.depth >= 1, "must be >= 1"),
+        ("depth", 1 <= config.depth <= 1000, "must be in 1..1000"),
         ("threads", config.threads >= 0, "must be >= 0 (0 keeps torch's default)"),
         ("log_every", config.log_every >= 1, "must be >= 1"),
         ("eval_every", config.eval_every >= 0, "must be >= 0 (0 evaluates only at the end)"),
@@ -300,11 +300,17 @@ def _refuse_batch_norm_with_penalty(config: TrainConfig) -> None:
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Reads a flat TOML table of config keys (a [train] table is also accepted)."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"--config {path} is a folder; name a TOML file (see 'wganlab presets NAME' for examples)")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        table = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        table = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except PermissionError:
+        raise ConfigError(f"cannot read config file {path}: permission denied; make it readable") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text, so not TOML") from None
+    except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
     if set(table) == {"train"} and isinstance(table["train"], dict):
         table = table["train"]

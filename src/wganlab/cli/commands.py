@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -45,6 +46,8 @@ def evalnet(args) -> int:
     if args.epochs < 1:
         raise UsageError(f"--epochs must be >= 1, got {args.epochs}")
     digits = mnist_dataset(args.data_dir)
+    print(f"wganlab: training the evaluation classifier on {len(digits.labels)} digits for {args.epochs} epoch(s)",
+          file=sys.stderr, flush=True)
     model, accuracy = train_classifier(digits.images, digits.labels, digits.test_images, digits.test_labels,
                                        epochs=args.epochs, seed=args.seed)
     if accuracy < args.min_accuracy:
@@ -61,11 +64,22 @@ def _eval_images(args) -> int:
     from wganlab.metrics.images import evaluate_images
     from wganlab.metrics.toy import read_npy
 
+    if args.n_reference is not None:
+        _refuse_too_large("--n-reference", args.n_reference, args.n_reference * 784 * 4 * 4)
     dataset = make_image_dataset(args.data, args.data_dir)
     samples = read_npy(args.samples)
     result = evaluate_images(samples, dataset, n_reference=args.n_reference, seed=args.seed)
     print(json.dumps(result, indent=2))
     return 0
+
+
+def _refuse_too_large(flag: str, value: int, need: float) -> None:
+    from wganlab.util.memory import available_memory, human
+
+    budget = 0.8 * available_memory()
+    if need > budget:
+        raise UsageError(f"{flag} {value} needs about {human(need)} of memory, more than the {human(budget)} this "
+                         f"machine can give; lower {flag}")
 
 
 def doctor(args) -> int:
@@ -98,6 +112,8 @@ def sweep(args) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix != ".json":
         raise UsageError(f"--out must name a .json file, got {out}")
+    print(f"wganlab: sweeping {len(args.seeds)} seed(s) x {math.prod(len(v) for v in grid.values())} setting(s) of "
+          f"{base.preset} on {base.data}, {base.steps} steps each", flush=True)
     rows = run_sweep(base, seeds=args.seeds, grid=grid)
     keys = ["seed", *grid]
     print("| " + " | ".join(keys) + " | modes | high quality % | reverse KL | W1 | W estimate |")
@@ -131,6 +147,11 @@ def train(args) -> int:
     overrides.update(parse_set(args.set))
     config = _resume_config(args, overrides) if args.resume else resolve(args.preset, overrides, args.config)
     config.device = local_device(config.device)
+    if not args.resume:  # a run folder names its data by absolute path: it resumes from any folder
+        if config.data not in DATASETS and Path(config.data).expanduser().exists():
+            config.data = str(Path(config.data).expanduser().resolve())
+        if config.data_dir:
+            config.data_dir = str(Path(config.data_dir).expanduser().resolve())
     if args.dry_run:
         print(config.to_json())
         return 0
@@ -202,7 +223,14 @@ def sample(args) -> int:
     out = Path(args.out)
     if out.suffix != ".npy":
         raise UsageError(f"--out must name a .npy file, got {out}")
+    from wganlab.util.memory import available_memory, human
+
     sampler = load_generator(args.run)
+    need = args.n * (sampler.floats_per_sample * 4 * 3)
+    if need > 0.8 * available_memory():
+        raise UsageError(f"--n {args.n} needs about {human(need)} of memory, more than the "
+                         f"{human(0.8 * available_memory())} this machine can give; ask for fewer samples")
+    print(f"wganlab: drawing {args.n} samples from {args.run}", file=sys.stderr, flush=True)
     samples = sampler(args.n, seed=args.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, samples)
@@ -220,6 +248,7 @@ def eval(args) -> int:
     dataset = make_toy(args.data, **{key: getattr(args, key) for key in dataset_params()})
     if args.w1_samples < 2:
         raise UsageError(f"--w1-samples must be >= 2, got {args.w1_samples}")
+    _refuse_too_large("--w1-samples", args.w1_samples, 2 * 8 * args.w1_samples ** 2)
     samples = load_samples(args.samples)
     result = evaluate_toy(samples, dataset, n_real=args.w1_samples, seed=args.seed)
     print(json.dumps(result, indent=2))
@@ -253,6 +282,8 @@ def experiment(args) -> int:
 
     if args.name == "all":
         out = Path(args.out or "runs/experiments")
+        print(f"wganlab: running all {len(EXPERIMENTS)} experiments{' (quick)' if args.quick else ''} into {out}",
+              flush=True)
         outcomes = run_all(args.quick, out, echo=echo)
         failed = [o["name"] for o in outcomes if not o["passed"]]
         print(f"{len(outcomes) - len(failed)} of {len(outcomes)} claims reproduced"
@@ -262,6 +293,7 @@ def experiment(args) -> int:
     if args.name not in EXPERIMENTS:
         raise UsageError(f"unknown experiment {args.name!r}; choose one of: {', '.join(EXPERIMENTS)}, all, list")
     out = Path(args.out or Path("runs/experiments") / args.name)
+    print(f"wganlab: running experiment {args.name}{' (quick)' if args.quick else ''} into {out}", flush=True)
     echo(run_experiment(args.name, args.quick, out))
     report = write_experiments_report(out, [out])
     print(f"result: {out / 'result.json'}   report: {report}")

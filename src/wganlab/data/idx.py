@@ -28,22 +28,22 @@ def parse_idx(data: bytes, name: str = "IDX data") -> np.ndarray:
     length does not match the header (a truncated or padded file).
     """
     if len(data) < 4:
-        raise IdxError(f"{name} is {len(data)} bytes long: too short for an IDX header; re-download it")
+        raise IdxError(f"{name} is {len(data)} bytes long: too short for an IDX header; restore it with 'wganlab data fetch mnist'")
     zero1, zero2, dtype, ndim = data[:4]
     if zero1 or zero2 or ndim == 0:
-        raise IdxError(f"{name} is not an IDX file (magic bytes {data[:4].hex()}); re-download it")
+        raise IdxError(f"{name} is not an IDX file (magic bytes {data[:4].hex()}); restore it with 'wganlab data fetch mnist'")
     if dtype != _UBYTE:
         raise IdxError(f"{name} holds IDX type 0x{dtype:02x}; only unsigned bytes (0x08, as MNIST) are read")
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise IdxError(f"{name} is truncated inside its header; re-download it")
+        raise IdxError(f"{name} is truncated inside its header; restore it with 'wganlab data fetch mnist'")
     shape = struct.unpack(f">{ndim}I", data[4:header])
     expected = int(np.prod(shape, dtype=np.int64))
     actual = len(data) - header
     if actual != expected:
         what = "truncated" if actual < expected else "longer than its header says"
         raise IdxError(f"{name} is {what}: header {shape} needs {expected} bytes of data, found {actual}; "
-                       f"re-download it")
+                       f"restore it with 'wganlab data fetch mnist'")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
@@ -57,7 +57,8 @@ def read_idx(path: str | Path) -> np.ndarray:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as error:
-            raise IdxError(f"{path} is a damaged gzip file ({error}); re-download it") from None
+            raise IdxError(f"{path} is a damaged gzip file ({error}); restore it with 'wganlab data fetch mnist', "
+                           f"which checks every file's SHA-256") from None
     return parse_idx(raw, str(path))
 
 

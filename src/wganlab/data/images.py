@@ -184,36 +184,88 @@ def array_dataset(path: str | Path) -> ImageDataset:
     except DataError:
         raise
     except Exception as error:  # numpy raises several types for damaged files
-        raise DataError(f"cannot read {path} as a NumPy array ({error}); save it with numpy.save / savez") from None
+        from wganlab.util.files import array_file_problem
+
+        raise DataError(array_file_problem(path, error)) from None
     array = as_nchw(array, str(path))
+    if len(array) < MIN_IMAGES or min(array.shape[2:]) < MIN_IMAGE_SIDE:
+        raise DataError(f"{path} holds {len(array)} images of {array.shape[3]}x{array.shape[2]} pixels; training and "
+                        f"its metrics need at least {MIN_IMAGES} images of {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}")
     images = to_unit_range(array, str(path))
     if labels is not None and len(labels) != len(images):
         raise DataError(f"{path}: {len(labels)} labels for {len(images)} images")
     return ImageDataset(str(path), images, labels, evaluation=_evaluation_for(tuple(images.shape[1:])))
 
 
+# the smallest images the nets and metrics take, and the fewest of them
+MIN_IMAGE_SIDE, MIN_IMAGES = 4, 4
+_GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def _png_pixels(image, colour: bool) -> np.ndarray:
+    """One PNG as float32 in [0, 1], (H, W) grey or (H, W, 3) colour, whatever its mode: 16-bit
+    scaled by 65535, palettes expanded, alpha composited onto black (a transparent pixel is no ink)."""
+    mode = image.mode
+    if mode.startswith("I;16") or mode == "I":
+        values = np.asarray(image, dtype=np.float64)
+        if values.min() < 0 or values.max() > 65535:
+            raise DataError(f"{image.filename} holds 32-bit integer pixels outside 0..65535; save it as 8- or 16-bit")
+        grey = (values / 65535.0).astype(np.float32)
+        return np.repeat(grey[..., None], 3, axis=2) if colour else grey
+    if mode == "F":
+        raise DataError(f"{image.filename} holds floating-point pixels (mode F); save it as an 8- or 16-bit PNG")
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0  # 1, L, LA, P, PA, RGB, RGBA, ...
+    rgb = rgba[..., :3] * rgba[..., 3:4]
+    if colour:
+        return rgb
+    return rgb[..., 0]  # grey modes: the three channels are equal
+
+
 def png_folder_dataset(folder: str | Path) -> ImageDataset:
-    """Every ``*.png`` in ``folder`` (all of one size; grey or RGB), sorted by name."""
-    from PIL import Image
+    """Every ``*.png`` in ``folder`` (all of one size), sorted by name, in any mode Pillow reads:
+    grey when every file is grey, else colour."""
+    from PIL import Image, UnidentifiedImageError
 
     folder = Path(folder).expanduser()
     files = sorted(folder.glob("*.png"))
     if not files:
         raise DataError(f"{folder} holds no .png files; give a folder of PNG images or a .npy/.npz array")
-    arrays = []
-    for file in files:
-        try:
-            with Image.open(file) as image:
-                mode = "L" if image.mode in ("1", "L", "LA", "I", "I;16") else "RGB"
-                arrays.append(np.asarray(image.convert(mode)))
-        except OSError as error:
-            raise DataError(f"cannot read {file} as PNG ({error}); remove or repair it") from None
-        if arrays[-1].shape != arrays[0].shape:
-            raise DataError(f"{file} is {arrays[-1].shape}, but {files[0].name} is {arrays[0].shape}; "
-                            f"all images must have one size and colour mode")
+    if len(files) < MIN_IMAGES:
+        raise DataError(f"{folder} holds {len(files)} PNG images; training and its metrics need at least "
+                        f"{MIN_IMAGES}")
+    opened = []
+    try:
+        for file in files:
+            try:
+                opened.append(Image.open(file))
+                opened[-1].load()
+            except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
+                raise DataError(f"cannot read {file} as PNG ({' '.join(str(error).split())[:120]}); "
+                                f"remove or repair it") from None
+        colour = any(image.mode not in _GREY_MODES and not _is_grey_palette(image) for image in opened)
+        arrays = []
+        for file, image in zip(files, opened):
+            arrays.append(_png_pixels(image, colour))
+            if arrays[-1].shape != arrays[0].shape:
+                raise DataError(f"{file} is {arrays[-1].shape[1]}x{arrays[-1].shape[0]}, but {files[0].name} is "
+                                f"{arrays[0].shape[1]}x{arrays[0].shape[0]}; all images must have one size")
+    finally:
+        for image in opened:
+            image.close()
+    height, width = arrays[0].shape[:2]
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise DataError(f"{folder} holds {width}x{height} images; the nets and metrics need at least "
+                        f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels")
     stacked = np.stack(arrays)
     images = to_unit_range(as_nchw(stacked, str(folder)), str(folder))
     return ImageDataset(str(folder), images, evaluation=_evaluation_for(tuple(images.shape[1:])))
+
+
+def _is_grey_palette(image) -> bool:
+    if image.mode not in ("P", "PA"):
+        return False
+    rgb = np.asarray(image.convert("RGB"))
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
 
 
 # the built-in image sets (a .npy/.npz file or a PNG folder is read by make_image_dataset)

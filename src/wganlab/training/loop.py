@@ -25,7 +25,8 @@ from wganlab.core.update_rules import make_update_rule
 from wganlab.data import make_dataset
 from wganlab.runs.folder import RunFolder
 from wganlab.training import step
-from wganlab.training.build import (autocast, build_critic, build_generator, constraint_of, held_out_batch,
+from wganlab.training.build import (autocast, build_critic, build_generator, check_memory, constraint_of,
+                                    held_out_batch,
                                     keep_freed_memory_for_reuse, make_optimizer, objective_of)
 from wganlab.training.distributed import rank_and_world_size
 from wganlab.training.state import CheckpointMismatchError, NonFiniteError, TrainerState, rank_seed
@@ -77,6 +78,7 @@ class Trainer(TrainerState, Telemetry):
         self.rng = torch.Generator().manual_seed(rank_seed(config.seed, self.rank))
 
         self.dataset = dataset if dataset is not None else make_dataset(config)
+        check_memory(config, tuple(self.dataset.shape))  # before a byte of the nets is allocated
         self.generator = build_generator(config, self.dataset.shape).to(self.device)
         self.critic = build_critic(config, self.dataset.shape).to(self.device)
         self.ema = None

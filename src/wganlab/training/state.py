@@ -56,7 +56,8 @@ class TrainerState:
             raise NonFiniteError(f"a parameter became NaN or Inf before step {self.step}")
         self._good_state = self._snapshot()
         if self.run is not None and self.rank == 0:
-            self.run.save_checkpoint(self.state_dict(), self.sampler.state_dict(), keep=self.config.keep_checkpoints)
+            self.run.save_checkpoint(self.state_dict(), self.sampler.state_dict(), keep=self.config.keep_checkpoints,
+                                     data_shape=tuple(self.dataset.shape))
 
     def _snapshot(self) -> dict:
         return copy.deepcopy({k: v for k, v in self.state_dict().items() if k != "history"})
