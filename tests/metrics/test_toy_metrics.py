@@ -84,7 +84,7 @@ def test_bad_samples_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"must be \(N, D\)"):
         load_samples(tmp_path / "cube.npy")
     (tmp_path / "junk.npy").write_bytes(b"not an array")
-    with pytest.raises(ValueError, match="cannot read"):
+    with pytest.raises(ValueError, match="is not a NumPy file"):
         load_samples(tmp_path / "junk.npy")
     with pytest.raises(ValueError, match="does not exist"):
         load_samples(tmp_path / "missing.npy")
