@@ -74,9 +74,9 @@ def _eval_images(args) -> int:
 
 
 def _refuse_too_large(flag: str, value: int, need: float) -> None:
-    from wganlab.util.memory import available_memory, human
+    from wganlab.util.memory import human, memory_budget
 
-    budget = 0.8 * available_memory()
+    budget = memory_budget()
     if need > budget:
         raise UsageError(f"{flag} {value} needs about {human(need)} of memory, more than the {human(budget)} this "
                          f"machine can give; lower {flag}")
@@ -223,13 +223,8 @@ def sample(args) -> int:
     out = Path(args.out)
     if out.suffix != ".npy":
         raise UsageError(f"--out must name a .npy file, got {out}")
-    from wganlab.util.memory import available_memory, human
-
     sampler = load_generator(args.run)
-    need = args.n * (sampler.floats_per_sample * 4 * 3)
-    if need > 0.8 * available_memory():
-        raise UsageError(f"--n {args.n} needs about {human(need)} of memory, more than the "
-                         f"{human(0.8 * available_memory())} this machine can give; ask for fewer samples")
+    _refuse_too_large("--n", args.n, args.n * sampler.floats_per_sample * 4 * 3)
     print(f"wganlab: drawing {args.n} samples from {args.run}", file=sys.stderr, flush=True)
     samples = sampler(args.n, seed=args.seed)
     out.parent.mkdir(parents=True, exist_ok=True)

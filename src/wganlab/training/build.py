@@ -147,9 +147,9 @@ def check_memory(config: TrainConfig, shape: tuple[int, ...]) -> None:
     import dataclasses
 
     from wganlab.config import ConfigError
-    from wganlab.util.memory import available_memory, human, largest_fitting
+    from wganlab.util.memory import human, largest_fitting, memory_budget
 
-    budget = 0.8 * available_memory()
+    budget = memory_budget()
     total = sum(memory_needed(config, shape).values())
     if total <= budget:
         return

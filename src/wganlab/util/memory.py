@@ -24,6 +24,12 @@ def available_memory() -> int:
         return 16 * 2**30
 
 
+def memory_budget() -> float:
+    """Bytes one command may plan to hold: 80% of :func:`available_memory`, leaving room for
+    what the estimates leave out (the interpreter, torch's own buffers)."""
+    return 0.8 * available_memory()
+
+
 def human(n: float) -> str:
     for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
         if n < 1000 or unit == "PB":
