@@ -51,7 +51,7 @@ def _train_into_folder(config: TrainConfig, out: str | Path, overwrite: bool, pr
     if resume:
         run = RunFolder(out)
         checkpoint, state, skipped = run.load_latest_checkpoint()
-        trained_on = run.generator_data_shape() if (run.path / "generator.safetensors").is_file() else None
+        trained_on = run.generator_data_shape()
         if trained_on is not None and trained_on != tuple(trainer.dataset.shape):
             raise RunFolderError(f"the data {config.data} has changed since the run was trained: samples of shape "
                                  f"{trained_on} then, {tuple(trainer.dataset.shape)} now; put the run's data back, "
@@ -151,8 +151,8 @@ def load_generator(run_dir: str | Path):
     if not run.path.is_dir():
         raise RunFolderError(f"run folder {run.path} does not exist")
     config = run.read_config()
-    shape = run.generator_data_shape() if (run.path / "generator.safetensors").is_file() else None
-    generator = build_generator(config, shape or data_shape(config))
+    shape = run.generator_data_shape() or data_shape(config)  # recorded, else read from the data
+    generator = build_generator(config, shape)
     try:
         generator.load_state_dict(run.load_generator_weights())
     except RuntimeError as error:
@@ -170,7 +170,7 @@ def load_generator(run_dir: str | Path):
 
     import math
 
-    sample.floats_per_sample = math.prod(shape or data_shape(config)) + config.latent_dim
+    sample.floats_per_sample = math.prod(shape) + config.latent_dim
     return sample
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wganlab.runs.records import RunFolderError, _read_bytes, is_record, read_json  # noqa: F401 (re-exported)
+from wganlab.runs.records import RunFolderError, is_record, read_bytes, read_json  # noqa: F401 (re-exported)
 from wganlab.util.files import atomic_write_bytes, atomic_write_text
 
 CONFIG = "config.json"
@@ -231,7 +231,7 @@ class RunFolder:
         file = self.path / METRICS
         if not file.is_file():
             return []
-        data = _read_bytes(file, "the run's metrics log")
+        data = read_bytes(file, "the run's metrics log")
         records, bad = [], []
         for number, line in enumerate(data.split(b"\n"), 1):
             if not line.strip():
@@ -312,7 +312,8 @@ class RunFolder:
         raise RunFolderError(f"{self.path} has no checkpoint to resume from; start a new run with --overwrite")
 
     def generator_data_shape(self) -> tuple[int, ...] | None:
-        """The per-sample shape the saved generator draws (None for a run saved before it was recorded)."""
+        """The per-sample shape the saved generator draws; None when there are no weights yet, they are
+        damaged, or they were saved before the shape was recorded."""
         from safetensors import safe_open
 
         try:

@@ -39,7 +39,8 @@ def is_record(record) -> bool:
     return True
 
 
-def _read_bytes(file: Path, what: str) -> bytes:
+def read_bytes(file: Path, what: str) -> bytes:
+    """A run file's bytes, or one line naming the file when it cannot be read."""
     try:
         return file.read_bytes()
     except PermissionError:
@@ -51,7 +52,7 @@ def _read_bytes(file: Path, what: str) -> bytes:
 
 def read_json(file: Path, what: str):
     """A JSON file's content, or one line naming the file and what is wrong with it."""
-    data = _read_bytes(Path(file), what)
+    data = read_bytes(Path(file), what)
     try:
         return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
