@@ -38,3 +38,24 @@ def test_damaged_config_and_metrics_are_handled(tmp_path):
     with open(run.path / "metrics.jsonl", "a") as handle:
         handle.write('{"step": 2, "d_lo')
     assert run.read_metrics() == [{"step": 1}]
+
+
+@pytest.mark.parametrize("data", ["ring8", "digits"])
+def test_run_names_cover_every_file_a_run_writes(tmp_path, data):
+    """--overwrite moves only RUN_NAMES: a name a run writes that is missing there would stay behind."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from wganlab.cli import main
+    from wganlab.runs.folder import is_run_name
+
+    out = tmp_path / "run"
+    argv = ["train", "--data", data, "--steps", "2", "--eval-every", "2", "--hidden", "8", "--depth", "1",
+            "--batch-size", "16", "--eval-samples", "100", "--w1-samples", "50", "--no-progress", "--logger", "both",
+            "--out", str(out)]
+    with redirect_stderr(io.StringIO()), redirect_stdout(io.StringIO()):
+        assert main(argv) == 0
+    names = sorted(entry.name for entry in out.iterdir())
+    assert len(names) >= 8
+    assert [name for name in names if not is_run_name(name)] == []
+    assert not is_run_name("thesis.tex") and not is_run_name("photo.png")
