@@ -6,7 +6,10 @@ import sys
 
 def entry() -> int:
     try:
-        from wganlab.cli import main
+        from wganlab.util.interrupt import held_interrupt
+
+        with held_interrupt():  # torch's import must not see a Ctrl-C (it aborts the process)
+            from wganlab.cli import main
 
         return main()
     except KeyboardInterrupt:  # main() catches its own; this is one during the imports

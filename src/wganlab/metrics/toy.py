@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wganlab.util.interrupt import held_interrupt
+
 
 def _as_points(samples, name: str = "samples") -> torch.Tensor:
     points = torch.as_tensor(np.asarray(samples) if not torch.is_tensor(samples) else samples).detach().cpu()
@@ -74,7 +76,8 @@ def wasserstein1(x, y, max_iterations: int = 10_000_000) -> float:
     Returns:
         The optimal transport cost with Euclidean ground distance.
     """
-    import ot  # POT: imported here because it is slow to import and only metrics need it
+    with held_interrupt():  # POT: imported here because it is slow to import and only metrics need it
+        import ot
 
     a = _as_points(x, "x").numpy()
     b = _as_points(y, "y").numpy()

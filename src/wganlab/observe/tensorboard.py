@@ -23,6 +23,7 @@ import torch
 from wganlab.core.constraints import critic_input_gradient_norms
 from wganlab.observe.doctor import Finding
 from wganlab.observe.grids import grid_array
+from wganlab.util.interrupt import held_interrupt
 
 GRADIENT_POINTS = 512  # points at which the critic's input-gradient norms are histogrammed
 
@@ -30,7 +31,8 @@ GRADIENT_POINTS = 512  # points at which the critic's input-gradient norms are h
 def require_tensorboard():
     """The SummaryWriter class, or a one-line error naming the fix (checked before a run folder is made)."""
     try:
-        from torch.utils.tensorboard import SummaryWriter
+        with held_interrupt():
+            from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard is a dependency, but a trimmed environment may lack it
         raise ValueError("--logger tensorboard/both needs the tensorboard package; pip install tensorboard, "
                          "or use --logger jsonl") from None

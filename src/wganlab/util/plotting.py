@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from wganlab.util.interrupt import held_interrupt
+
 
 def pyplot():
     """``matplotlib.pyplot`` on the Agg backend: no display on servers and CI."""
-    import matplotlib
+    with held_interrupt():
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
 
     return plt
