@@ -14,6 +14,7 @@ from wganlab.core.constraints import Constraint, make_constraint
 from wganlab.core.nets import (AutoencoderCritic, conv_critic, conv_generator, image_mlp_critic, image_mlp_generator,
                                mlp_critic, mlp_generator, resolve_net)
 from wganlab.core.objectives import Objective, get_objective
+from wganlab.training.optim import optimizer_classes
 
 HELD_OUT_SEED_OFFSET = 1_000_003  # the held-out batch's stream: seed + this, apart from the training stream
 
@@ -57,14 +58,16 @@ def constraint_of(config: TrainConfig) -> Constraint:
 
 def make_optimizer(config: TrainConfig, params, lr: float) -> torch.optim.Optimizer:
     # speed: one fused kernel per step for all parameters where torch has it (Adam on CPU and
-    # CUDA since torch 2.4), else the multi-tensor (foreach) form; both the same update.
+    # CUDA since torch 2.4), else the multi-tensor (foreach) form; both the same update. The
+    # classes are torch's, minus the compile wrappers that import torch._dynamo (training.optim).
+    adam, rmsprop = optimizer_classes()
     params = list(params)
     if config.optimizer == "adam":
         try:
-            return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2), fused=True)
+            return adam(params, lr=lr, betas=(config.beta1, config.beta2), fused=True)
         except (RuntimeError, TypeError, ValueError):
-            return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2), foreach=True)
-    return torch.optim.RMSprop(params, lr=lr, foreach=True)
+            return adam(params, lr=lr, betas=(config.beta1, config.beta2), foreach=True)
+    return rmsprop(params, lr=lr, foreach=True)
 
 
 def held_out_batch(dataset, config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,46 @@
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from wganlab.training.optim import EagerAdam, EagerRMSprop
+
+
+def _train(optimizer_class, **options):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    optimizer = optimizer_class(net.parameters(), lr=1e-2, **options)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: 1.0 - i / 40)
+    data = torch.randn(30, 64, 5, generator=torch.Generator().manual_seed(1))
+    for batch in data:
+        optimizer.zero_grad(set_to_none=True)
+        net(batch).pow(2).mean().backward()
+        optimizer.step()
+        schedule.step()
+    return net, optimizer
+
+
+@pytest.mark.parametrize("stock, eager, options", [
+    (torch.optim.Adam, EagerAdam, dict(betas=(0.5, 0.9), fused=True)),
+    (torch.optim.Adam, EagerAdam, dict(betas=(0.5, 0.9), foreach=True)),
+    (torch.optim.RMSprop, EagerRMSprop, dict(foreach=True)),
+])
+def test_the_dynamo_free_optimisers_make_torchs_updates_bit_for_bit(stock, eager, options):
+    net_a, opt_a = _train(stock, **options)
+    net_b, opt_b = _train(eager, **options)
+    for a, b in zip(net_a.parameters(), net_b.parameters()):
+        assert torch.equal(a, b)
+    state_a, state_b = opt_a.state_dict(), opt_b.state_dict()
+    assert state_a["param_groups"] == state_b["param_groups"]
+    for key in state_a["state"]:
+        for name, value in state_a["state"][key].items():
+            assert torch.equal(value, state_b["state"][key][name]), name
+    opt_a.load_state_dict(state_b)  # checkpoints move between the two
+
+
+def test_a_training_run_never_imports_torch_dynamo():
+    code = ("import sys, wganlab; wganlab.train(steps=3, eval_every=0, hidden=8, depth=1, batch_size=16, "
+            "eval_samples=50, w1_samples=50, ema=0.999); print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
