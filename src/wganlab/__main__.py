@@ -6,6 +6,10 @@ import sys
 
 def entry() -> int:
     try:
+        if sys.argv[1:2] == ["train"]:  # before torch: POT and matplotlib load on the other core
+            from wganlab.util import sidecar
+
+            sidecar.start()
         from wganlab.util.interrupt import held_interrupt
 
         with held_interrupt():  # torch's import must not see a Ctrl-C (it aborts the process)
@@ -15,6 +19,10 @@ def entry() -> int:
     except KeyboardInterrupt:  # main() catches its own; this is one during the imports
         print("wganlab: interrupted", file=sys.stderr)
         return 130
+    finally:
+        from wganlab.util import sidecar
+
+        sidecar.stop()
 
 
 if __name__ == "__main__":

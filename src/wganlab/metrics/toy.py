@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wganlab.util import sidecar
 from wganlab.util.interrupt import held_interrupt
 
 
@@ -76,17 +77,12 @@ def wasserstein1(x, y, max_iterations: int = 10_000_000) -> float:
     Returns:
         The optimal transport cost with Euclidean ground distance.
     """
-    with held_interrupt():  # POT: imported here because it is slow to import and only metrics need it
-        import ot
-
     a = _as_points(x, "x").numpy()
     b = _as_points(y, "y").numpy()
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"point clouds differ in dimension: {a.shape[1]} vs {b.shape[1]}")
-    cost = ot.dist(a, b, metric="euclidean")
-    weights_a = np.full(len(a), 1.0 / len(a))
-    weights_b = np.full(len(b), 1.0 / len(b))
-    return float(ot.emd2(weights_a, weights_b, cost, numItermax=max_iterations))
+    with held_interrupt():  # the import of POT, where no side process has it loaded already
+        return float(sidecar.call("transport", "wganlab.metrics.transport:exact_w1", a, b, max_iterations))
 
 
 def evaluate_toy(samples, dataset, n_real: int = 2000, seed: int = 0) -> dict:

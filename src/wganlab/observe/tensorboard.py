@@ -23,6 +23,7 @@ import torch
 from wganlab.core.constraints import critic_input_gradient_norms
 from wganlab.observe.doctor import Finding
 from wganlab.observe.grids import grid_array
+from wganlab.util import sidecar
 from wganlab.util.interrupt import held_interrupt
 
 GRADIENT_POINTS = 512  # points at which the critic's input-gradient norms are histogrammed
@@ -54,6 +55,7 @@ class TensorBoardLogger:
         self.closed = False
         self.images = images
         self.histograms = histograms
+        self._drawing: list = []  # (tag, step, Future of an (H, W, 3) picture) not yet logged
 
     # -- Trainer callback ------------------------------------------------------------------
     def on_record(self, trainer, record: dict) -> None:
@@ -65,18 +67,25 @@ class TensorBoardLogger:
             if key in ("kind", "step") or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
             self.writer.add_scalar(f"{kind}/{key}", value, step)
-        if kind == "eval":
-            if self.images:
-                self._images(trainer, step)
-            if self.histograms:
-                self._histograms(trainer, step)
+        if kind == "eval" and self.histograms:
+            self._histograms(trainer, step)
+        self._log_drawn()
+
+    def before_eval(self, trainer) -> None:
+        """Pictures of the nets about to be evaluated: drawn (in the figures side process where it
+        runs) while the evaluation's exact W1 is solved, logged under the evaluation's step."""
+        if self.images:
+            self._images(trainer, trainer.step)
 
     def on_end(self, trainer, summary: dict) -> None:
         self.close()
 
     def close(self) -> None:
         if not self.closed:
-            self.writer.close()  # flushes
+            try:
+                self._log_drawn(wait=True)
+            finally:
+                self.writer.close()  # flushes
             self.closed = True
 
     # -- pictures ------------------------------------------------------------------------------
@@ -89,30 +98,25 @@ class TensorBoardLogger:
             self.writer.add_image("samples/grid", grid, step, dataformats="HW" if grid.ndim == 2 else "HWC")
         if dataset.dim != 2:
             return
-        from wganlab.util.plotting import pyplot
-
-        plt = pyplot()
         real = trainer.held_real.cpu().numpy()
         fake = trainer.sample(1000, seed=trainer.config.seed).numpy()
         xs, ys, values = trainer.critic_surface()
+        # drawn in the figures side process where it runs (logged when ready), else here
+        self._drawing += [
+            ("samples/scatter", step, sidecar.submit("figures", "wganlab.observe.figures:samples_picture",
+                                                     real, fake, step)),
+            ("critic/contours", step, sidecar.submit("figures", "wganlab.observe.figures:critic_picture",
+                                                     xs, ys, values, fake, step))]
 
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
-        ax.scatter(real[:, 0], real[:, 1], s=3, c="black", alpha=0.35, linewidths=0, label="real")
-        ax.scatter(fake[:, 0], fake[:, 1], s=3, c="tab:orange", alpha=0.6, linewidths=0, label="generated")
-        ax.set_aspect("equal", adjustable="datalim")
-        ax.legend(loc="upper right", markerscale=3)
-        ax.set_title(f"samples at step {step}")
-        fig.tight_layout()
-        self.writer.add_figure("samples/scatter", fig, step, close=True)
-
-        fig, ax = plt.subplots(figsize=(5, 4.5))
-        contour = ax.contourf(xs, ys, values, levels=30, cmap="RdBu_r")
-        fig.colorbar(contour, ax=ax, label="critic value f(x)")
-        ax.scatter(fake[:, 0], fake[:, 1], s=2, c="black", alpha=0.4, linewidths=0)
-        ax.set_aspect("equal", adjustable="datalim")
-        ax.set_title(f"critic at step {step}")
-        fig.tight_layout()
-        self.writer.add_figure("critic/contours", fig, step, close=True)
+    def _log_drawn(self, wait: bool = False) -> None:
+        """Logs the pictures drawn so far (all of them, waiting, with ``wait``)."""
+        still = []
+        for tag, step, picture in self._drawing:
+            if wait or picture.done():
+                self.writer.add_image(tag, picture.result(), step, dataformats="HWC")
+            else:
+                still.append((tag, step, picture))
+        self._drawing = still
 
     def _histograms(self, trainer, step: int) -> None:
         for net_name, net in (("generator", trainer.generator), ("critic", trainer.critic)):

@@ -11,89 +11,13 @@ import numpy as np
 from wganlab.metrics.headline import headline_of
 from wganlab.report.html import image_tag, page_head
 from wganlab.runs.folder import CONFIG, RunFolder
-from wganlab.util.plotting import pyplot
+from wganlab.report.plots import plot_curves, plot_samples  # noqa: F401 (re-exported)
+from wganlab.util import sidecar
 
 SAMPLES_PNG = "samples.png"
 CURVES_PNG = "curves.png"
 CRITIC_SURFACE = "critic_surface.npz"
 REPORT = "report.html"
-
-
-def plot_samples(samples: np.ndarray, real: np.ndarray, path: Path, surface: dict | None = None,
-                 title: str = "") -> None:
-    """Generated samples over the real data, with the critic's value as filled contours."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 6))
-    if surface is not None:
-        contour = ax.contourf(surface["xs"], surface["ys"], surface["values"], levels=30, cmap="RdBu_r", alpha=0.55)
-        fig.colorbar(contour, ax=ax, fraction=0.046, pad=0.04, label="critic value f(x)")
-    ax.scatter(real[:, 0], real[:, 1], s=4, c="black", alpha=0.35, label="real", linewidths=0)
-    ax.scatter(samples[:, 0], samples[:, 1], s=4, c="tab:orange", alpha=0.6, label="generated", linewidths=0)
-    ax.set_aspect("equal", adjustable="datalim")
-    ax.legend(loc="upper right", markerscale=3)
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_curves(records: list[dict], path: Path) -> None:
-    """Losses, the critic's W1 estimate against the exact W1, mode metrics and gradient norms."""
-    plt = pyplot()
-    train = [r for r in records if r.get("kind") == "train"]
-    evals = [r for r in records if r.get("kind") == "eval"]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
-
-    def series(rows, key):
-        pairs = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
-        return ([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else ([], [])
-
-    ax = axes[0, 0]
-    for key in ("d_loss", "g_loss", "penalty"):
-        steps, values = series(train, key)
-        if steps:
-            ax.plot(steps, values, label=key, lw=1)
-    ax.set_title("losses")
-    ax.set_xlabel("generator step")
-    ax.legend()
-
-    ax = axes[0, 1]
-    steps, values = series(train, "w_estimate")
-    ax.plot(steps, values, label="critic estimate E f(x) - E f(G(z))", lw=1)
-    steps, values = series(evals, "w1")
-    ax.plot(steps, values, "o-", label="exact W1 (optimal transport)")
-    ax.set_title("Wasserstein-1: the critic's estimate vs the truth")
-    ax.set_xlabel("generator step")
-    ax.legend()
-
-    ax = axes[1, 0]
-    steps, values = series(evals, "modes_captured")
-    if steps:
-        ax.plot(steps, values, "o-", label="modes captured", color="tab:green")
-        ax.set_ylim(0, max(r.get("n_modes", 1) for r in evals) + 0.5)
-        twin = ax.twinx()
-        steps, values = series(evals, "high_quality_fraction")
-        twin.plot(steps, [100 * v for v in values], "s--", color="tab:purple", label="high quality %")
-        twin.set_ylim(0, 100)
-        twin.set_ylabel("high-quality samples %")
-        ax.set_ylabel("modes captured")
-    else:
-        ax.text(0.5, 0.5, "this distribution has no modes to count", ha="center", transform=ax.transAxes)
-    ax.set_title("mode coverage and sample quality")
-    ax.set_xlabel("generator step")
-
-    ax = axes[1, 1]
-    for key in ("grad_norm_g", "grad_norm_d", "gp_grad_norm"):
-        steps, values = series(train, key)
-        if steps:
-            ax.plot(steps, values, label=key, lw=1)
-    ax.set_yscale("log")
-    ax.set_title("gradient norms")
-    ax.set_xlabel("generator step")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def _format(value) -> str:
@@ -132,7 +56,7 @@ def write_report(run_dir: str | Path) -> Path:
     records = run.read_metrics()
     summary = run.read_summary()
     samples_file = run.path / "samples.npy"
-    images = []
+    images, drawn = [], []
     shape = data_shape(config)
     if len(shape) > 1:
         from wganlab.report.images import image_report_images
@@ -148,11 +72,14 @@ def write_report(run_dir: str | Path) -> Path:
         surface_file = run.path / CRITIC_SURFACE
         surface = dict(np.load(surface_file)) if surface_file.is_file() else None
         title = f"{config.preset} on {config.data}, {summary.get('steps', config.steps)} steps"
-        plot_samples(samples, real, run.path / SAMPLES_PNG, surface, title)
+        drawn.append(sidecar.submit("figures", "wganlab.report.plots:plot_samples", samples, real,
+                                    run.path / SAMPLES_PNG, surface, title))
         images.append((SAMPLES_PNG, "generated samples (orange) over real data (black), critic value as contours"))
     if records:
-        plot_curves(records, run.path / CURVES_PNG)
+        drawn.append(sidecar.submit("figures", "wganlab.report.plots:plot_curves", records, run.path / CURVES_PNG))
         images.append((CURVES_PNG, "training curves"))
+    for picture in drawn:
+        picture.result()  # drawn in the figures side process where it runs, else here
 
     headline = headline_of(summary)
     parts = [page_head(f"wganlab run {run.path.name}", 1100, ".headline{font-size:1.2em}"),

@@ -96,6 +96,9 @@ class Telemetry:
         return stats
 
     def _log_eval(self) -> dict:
+        for callback in self.callbacks:  # pictures of the state evaluated, drawn while it is scored
+            if hasattr(callback, "before_eval"):
+                callback.before_eval(self)
         result = self.evaluate()
         record = {"kind": "eval", "step": self.step, "time": round(self.elapsed, 3), **result}
         self.emit(record)

@@ -3,7 +3,8 @@
 A KeyboardInterrupt raised inside Python code that a pybind11 extension calls while it loads
 (torch, scipy under POT, matplotlib's ft2font) escapes as a C++ exception and aborts the process
 (``terminate called ... pybind11::error_already_set``, exit -6). Inside ``held_interrupt()`` a
-Ctrl-C is only recorded, and raised as an ordinary KeyboardInterrupt when the block ends.
+Ctrl-C is only recorded, and handed to the handler that was there before (Python's: a
+KeyboardInterrupt; the trainer's: stop after this step) when the block ends.
 """
 
 from __future__ import annotations
@@ -30,4 +31,7 @@ def held_interrupt():
     finally:
         signal.signal(signal.SIGINT, previous)
     if caught:
-        raise KeyboardInterrupt
+        if callable(previous):
+            previous(signal.SIGINT, None)
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt

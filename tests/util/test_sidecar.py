@@ -1,0 +1,43 @@
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from wganlab.metrics.transport import exact_w1
+from wganlab.util import sidecar
+
+
+@pytest.fixture
+def side():
+    sidecar.start(["transport"])
+    yield sidecar._running["transport"]
+    sidecar.stop()
+
+
+def test_work_runs_in_the_side_process_and_gives_the_same_answer(side):
+    assert sidecar.call("transport", "os:getpid") == side.process.pid != os.getpid()
+    a = np.array([[0.0, 0.0], [1.0, 0.0]])
+    b = np.array([[0.0, 3.0], [1.0, 4.0]])  # moved up by 3 and by 4: W1 = 3.5
+    assert sidecar.call("transport", "wganlab.metrics.transport:exact_w1", a, b) == pytest.approx(3.5)
+    assert exact_w1(a, b) == pytest.approx(3.5)
+
+
+def test_an_error_in_the_side_process_is_raised_here_as_itself(side):
+    with pytest.raises(ValueError, match="invalid literal"):
+        sidecar.call("transport", "builtins:int", "not a number")
+    assert sidecar.call("transport", "builtins:len", [1, 2, 3]) == 3  # it goes on answering
+
+
+def test_work_sent_to_a_killed_side_process_is_done_here(side):
+    os.kill(side.process.pid, signal.SIGKILL)
+    side.process.wait()
+    assert sidecar.call("transport", "os:getpid") == os.getpid()
+    assert sidecar.call("transport", "builtins:sum", [1, 2]) == 3
+
+
+def test_without_a_side_process_the_work_is_done_here():
+    assert "figures" not in sidecar._running
+    assert sidecar.call("figures", "os:getpid") == os.getpid()
+    with pytest.raises(ZeroDivisionError):
+        sidecar.call("figures", "operator:truediv", 1, 0)
