@@ -52,3 +52,21 @@ def test_bad_input_is_refused_with_the_fix(tmp_path):
     with pytest.raises(ValueError, match="out= needs built-in data"):
         wganlab.train(data=np.zeros((10, 2)), out=tmp_path / "run", steps=1)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_resume_to_more_steps_says_the_decay_is_replanned_and_records_it(tmp_path, capsys):
+    from wganlab.api import train_run
+    from wganlab.config import resolve
+    from wganlab.runs.folder import RunFolder
+
+    train_run(resolve(None, dict(TINY, steps=20)), tmp_path / "run")
+    capsys.readouterr()
+    summary = train_run(resolve(None, dict(TINY, steps=40)), tmp_path / "run", resume=True)
+    said = capsys.readouterr().err
+    # the old plan had decayed to 0 at step 20; over 40 steps the decay starts at step 20 at the full rate
+    assert ("extending the run from 20 to 40 steps" in said and "from 0x the base at step 20" in said
+            and "to 1x" in said and "already decayed over steps 10-20" in said), said
+    assert RunFolder(tmp_path / "run").read_config().extended_from == 20 and summary["steps"] == 40
+    train_run(resolve(None, dict(TINY, steps=40)), tmp_path / "again")  # a run planned once says nothing
+    assert "extending" not in capsys.readouterr().err
+    assert RunFolder(tmp_path / "again").read_config().extended_from == 0

@@ -57,6 +57,11 @@ def _train_into_folder(config: TrainConfig, out: str | Path, overwrite: bool, pr
                                  f"{trained_on} then, {tuple(trainer.dataset.shape)} now; put the run's data back, "
                                  f"or start a new run")
         trainer.load_state_dict(state)
+        planned = run.read_config().steps
+        if config.steps > planned:
+            config.extended_from = planned
+            if trainer.rank == 0:
+                print(extension_line(planned, config, trainer.step), file=sys.stderr)
         for reason in skipped:
             print(f"wganlab: skipped an unreadable checkpoint, {reason}", file=sys.stderr)
         if trainer.rank == 0:  # both files change together or neither does
@@ -117,6 +122,25 @@ def _train_and_finish(trainer, run: RunFolder, config: TrainConfig) -> dict:
     run.write_summary(summary)
     write_report(run.path)
     return summary
+
+
+def extension_line(planned: int, config: TrainConfig, step: int) -> str:
+    """What a --resume to more steps does to the plan: the learning-rate decay is re-planned over
+    the new total (as a run planned that long from the start would have it), said in numbers."""
+    from wganlab.core.schedules import linear_decay
+
+    head = f"wganlab: extending the run from {planned} to {config.steps} steps"
+    if config.lr_decay_fraction == 0:
+        return f"{head}; nothing in its plan depends on the total (lr_decay_fraction 0)"
+    old, new = linear_decay(planned, config.lr_decay_fraction), linear_decay(config.steps, config.lr_decay_fraction)
+    decay_from = config.steps - round(config.steps * config.lr_decay_fraction)
+    old_from = planned - round(planned * config.lr_decay_fraction)
+    past = (f"; unlike that run, this one already decayed over steps {old_from}-{step} of the old plan" if step > old_from
+            else "; up to here its rates are that run's")
+    return (f"{head}: the learning-rate decay (the final {config.lr_decay_fraction:.0%}) is re-planned over "
+            f"{config.steps} steps, so the rate goes from {old(step):.3g}x the base at step {step} (the old plan's) "
+            f"to {new(step):.3g}x, decaying to 0 from step {decay_from} as in a run planned for {config.steps} "
+            f"steps{past}")
 
 
 @contextmanager

@@ -73,6 +73,8 @@ class TrainConfig:
     steps: int = _key(3000, "generator steps")
     max_seconds: float = _key(0.0, "wall-clock budget of the loop in seconds (0: none, steps alone decide)")
     lr_decay_fraction: float = _key(0.5, "final fraction of steps over which both learning rates decay linearly to 0")
+    extended_from: int = _key(0, "the steps a run was planned for before a --resume extended it (0: never extended); "
+                                 "its learning-rate decay is re-planned over the new steps", flag=False)
     ema: float = _key(0.99, "generator weight EMA decay (0: off)")
     update_rule: str = _key("alternating", "how the players' steps interleave (unrolled: set unroll_steps)",
                             UPDATE_RULES)

@@ -13,7 +13,8 @@ from wganlab.data import DATASETS, dataset_params
 
 # every config key has a flag (--lr-g sets lr_g), generated from TrainConfig's field metadata;
 # preset has its own --preset flag
-CONFIG_KEYS = tuple(spec.name for spec in fields(TrainConfig) if spec.name != "preset")
+CONFIG_KEYS = tuple(spec.name for spec in fields(TrainConfig)
+                    if spec.name != "preset" and spec.metadata.get("flag", True))  # flag=False: written by wganlab
 # the declared type -> the flag's type; a bool flag keeps its text (true/false/1/0/yes/no), which
 # the config's own coercion reads, so a bad value is the config's one-line error
 _FLAG_TYPES = {"int": int, "float": float, "str": str, "bool": str}
