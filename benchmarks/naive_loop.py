@@ -137,8 +137,9 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", default="wgan-gp")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hidden", type=int, default=None, help="width of both MLPs (default: the preset's)")
     args = parser.parse_args(argv)
-    loop = NaiveWGANGP(resolve(args.preset, {"seed": args.seed}))
+    loop = NaiveWGANGP(resolve(args.preset, {"seed": args.seed, "hidden": args.hidden}))
     started = time.perf_counter()
     loop.train(args.steps)
     elapsed = time.perf_counter() - started

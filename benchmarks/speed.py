@@ -18,6 +18,10 @@ over repeats. Rows:
   against the naive loop with the same conv nets and data;
 * ``sweep32``: ``run_sweep`` of 32 default-preset runs (3x128) against the same 32 runs
   trained one after another by ``Trainer`` (runs per hour; both score each run on 100 samples);
+* ``process128``, ``process512``: whole processes, start to exit, as a user runs them: ``wganlab train
+  --preset wgan-gp --hidden H --eval-every 0 --steps N`` (its final evaluation, report and
+  TensorBoard pictures included) against ``python benchmarks/naive_loop.py --hidden H --steps N``,
+  600 steps of 3x128 and 200 of 3x512, batch 256 (runs/h);
 * ``sweep32-cli``: the same as a user runs them: 32 ``wganlab train --seed i`` processes one
   after another (each with its run folder and report) against one ``wganlab sweep --seeds 0 ... 31``
   (``--cli-sweep-steps`` steps each, default 200).
@@ -61,7 +65,9 @@ from wganlab.data import make_dataset  # noqa: E402
 from wganlab.training.loop import Trainer  # noqa: E402
 
 QUIET = dict(eval_every=0, eval_samples=100, w1_samples=100, log_every=50, ema=0.0, lr_decay_fraction=0.0)
-ROWS = ("toy512", "toy512-bf16", "toy128", "toy128-bf16", "mnist", "mnist-bf16", "sweep32", "sweep32-cli")
+ROWS = ("toy512", "toy512-bf16", "toy128", "toy128-bf16", "mnist", "mnist-bf16", "sweep32", "sweep32-cli",
+        "process128", "process512")
+PROCESS_ROWS = {"process128": (128, 600), "process512": (512, 200)}  # whole processes: (hidden, steps)
 
 
 def _sync(device: str) -> None:
@@ -201,6 +207,22 @@ def cli_runs_per_hour(which: str, runs: int, steps: int) -> float:
         return 3600 * runs / (time.perf_counter() - started)
 
 
+def process_runs_per_hour(which: str, hidden: int, steps: int) -> float:
+    """One whole process of a run, start to exit, in runs per hour (nothing warmed beforehand)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        if which == "wganlab":
+            command = [sys.executable, "-m", "wganlab", "train", "--preset", "wgan-gp", "--hidden", str(hidden),
+                       "--eval-every", "0", "--steps", str(steps), "--no-progress", "--out", str(Path(folder) / "run")]
+        else:
+            command = [sys.executable, str(Path(__file__).resolve().parent / "naive_loop.py"), "--hidden", str(hidden),
+                       "--steps", str(steps)]
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        return 3600 / (time.perf_counter() - started)
+
+
 def configs_of(row: str, args) -> tuple:
     """(wganlab's config, the naive loop's fp32 config) of a toy or MNIST row."""
     precision = "bf16" if row.endswith("bf16") else "fp32"
@@ -217,6 +239,8 @@ def worker(row: str, which: str, args) -> float:
     run of the same kind first pays the process's first-call costs outside the clock."""
     if row == "sweep32-cli":
         return cli_runs_per_hour(which, 32, args.cli_sweep_steps)
+    if row in PROCESS_ROWS:
+        return process_runs_per_hour(which, *PROCESS_ROWS[row])
     if row == "sweep32":
         sweep_runs_per_hour(which, 2, 1, args.device)
         return sweep_runs_per_hour(which, 32, args.sweep_steps, args.device)
@@ -341,7 +365,7 @@ def main(argv=None) -> int:
         for repeat in range(args.repeats):
             # the peak too is re-measured between repeats: the best rate seen is the machine's
             peaks = {dtype: max(peak, matmul_peak(device, dtype)) for dtype, peak in peaks.items()}
-            if not row.startswith("sweep") and flops is None:  # each loop's FLOPs, once per row
+            if not row.startswith(("sweep", "process")) and flops is None:  # each loop's FLOPs, once per row
                 config, plain = configs_of(row, args)
                 flops = (count_flops(naive_step(plain)), count_flops(trainer_step(Trainer(config))))
             # the naive loop is always the plain fp32 loop; alternate which goes first
@@ -354,7 +378,7 @@ def main(argv=None) -> int:
             naive_rates.append(naive)
             fast_rates.append(fast)
             ratios.append(fast / naive)
-            unit = "runs/h" if row.startswith("sweep") else "steps/s"
+            unit = "runs/h" if row.startswith(("sweep", "process")) else "steps/s"
             print(f"  {row} repeat {repeat}: naive {naive:.2f} {unit}, wganlab {fast:.2f} {unit}, "
                   f"ratio {fast / naive:.2f}", flush=True)
         table.append((row, precision, naive_rates, fast_rates, ratios, flops))
@@ -367,8 +391,8 @@ def main(argv=None) -> int:
           "| GFLOP per step naive / wganlab | % of peak naive / wganlab |")
     print("|---|---|---|---|---|---|")
     for row, precision, naive_rates, fast_rates, ratios, flops in table:
-        unit = "runs/h" if row.startswith("sweep") else "steps/s"
-        fmt = (lambda v: f"{v:.0f}") if row.startswith("sweep") else (lambda v: f"{v:.2f}")
+        unit = "runs/h" if row.startswith(("sweep", "process")) else "steps/s"
+        fmt = (lambda v: f"{v:.0f}") if row.startswith(("sweep", "process")) else (lambda v: f"{v:.2f}")
         cells = [" / ".join(fmt(v) for v in _stats(x)) for x in (naive_rates, fast_rates)]
         ratio = " / ".join(f"{v:.2f}" for v in _stats(ratios))
         if flops:

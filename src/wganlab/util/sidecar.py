@@ -67,7 +67,8 @@ class Sidecar:
         self._pending: dict[int, Future] = {}
         self._next = 0
         self.alive = True
-        threading.Thread(target=self._read, name=f"wganlab-sidecar-{name}", daemon=True).start()
+        self._reader = threading.Thread(target=self._read, name=f"wganlab-sidecar-{name}", daemon=True)
+        self._reader.start()
 
     def submit(self, target: str, *args, **kwargs) -> Future:
         future: Future = Future()
@@ -102,7 +103,8 @@ class Sidecar:
             future.set_exception(SidecarGone(self.name))
 
     def close(self, timeout: float = 5.0) -> None:
-        """Ends the process once the jobs sent are answered."""
+        """Ends the process once the jobs sent are answered, and waits for it and its reader
+        (a reader thread still in ``recv`` when the interpreter ends can abort it)."""
         try:
             self._send.close()  # the process reads EOF after its last job and exits
         except OSError:
@@ -112,6 +114,7 @@ class Sidecar:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self._reader.join(timeout)  # no thread of ours is left reading while the interpreter ends
 
 
 def start(names=tuple(WARM)) -> None:
@@ -126,7 +129,7 @@ def start(names=tuple(WARM)) -> None:
 
 
 def stop() -> None:
-    """Waits for the side processes' last answers and ends them."""
+    """Ends the side processes after their last answers."""
     while _running:
         _, sidecar = _running.popitem()
         sidecar.close()
