@@ -103,18 +103,16 @@ class Sidecar:
             future.set_exception(SidecarGone(self.name))
 
     def close(self, timeout: float = 5.0) -> None:
-        """Ends the process once the jobs sent are answered, and waits for it and its reader
-        (a reader thread still in ``recv`` when the interpreter ends can abort it)."""
+        """Ends the process once the jobs sent are answered, and waits for its reader thread
+        (one still in ``recv`` when the interpreter ends can abort it), not for its exit."""
         try:
             self._send.close()  # the process reads EOF after its last job and exits
         except OSError:
             pass
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
+        self._reader.join(timeout)  # the process closes its end first: no thread of ours is left in recv
+        if self._reader.is_alive():
             self.process.kill()
-            self.process.wait()
-        self._reader.join(timeout)  # no thread of ours is left reading while the interpreter ends
+            self._reader.join()
 
 
 def start(names=tuple(WARM)) -> None:
@@ -189,7 +187,8 @@ def serve() -> None:
         try:
             job, target, args, kwargs = receive.recv()
         except (EOFError, OSError):
-            return
+            send.close()  # the main process's reader ends now, without waiting for this exit
+            os._exit(0)  # nothing to flush: every answer is sent; skips matplotlib's and POT's teardown
         try:
             answer = (job, True, _resolve(target)(*args, **kwargs))
         except Exception as error:  # noqa: BLE001 - handed back to the caller, who re-raises it
