@@ -67,6 +67,8 @@ class NaiveWGANGP:
         self.G = generator if generator is not None else mlp_generator(config.latent_dim, dim, config.hidden,
                                                                           config.depth)
         self.D = with_torch_activations(critic if critic is not None else mlp_critic(dim, config.hidden, config.depth))
+        self.device = torch.device(config.device)  # as the example repositories do: .cuda() nets and batches
+        self.G, self.D = self.G.to(self.device), self.D.to(self.device)
         self.optimizerG = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=(config.beta1, config.beta2))
         self.optimizerD = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=(config.beta1, config.beta2))
         self.rng = torch.Generator().manual_seed(config.seed)
@@ -76,12 +78,12 @@ class NaiveWGANGP:
         self.g_costs: list[float] = []
 
     def calc_gradient_penalty(self, real_data, fake_data):
-        alpha = torch.rand(real_data.shape[0], *([1] * (real_data.dim() - 1)), generator=self.rng)
+        alpha = torch.rand(real_data.shape[0], *([1] * (real_data.dim() - 1)), generator=self.rng).to(self.device)
         interpolates = alpha * real_data + (1 - alpha) * fake_data
         interpolates.requires_grad_(True)
         disc_interpolates = self.D(interpolates)
         gradients = autograd.grad(outputs=disc_interpolates, inputs=interpolates,
-                                  grad_outputs=torch.ones(disc_interpolates.size()),
+                                  grad_outputs=torch.ones(disc_interpolates.size(), device=self.device),
                                   create_graph=True, retain_graph=True, only_inputs=True)[0]
         gradients = gradients.view(gradients.size(0), -1)
         return ((gradients.norm(2, dim=1) - 1) ** 2).mean() * self.config.gp_weight
@@ -92,10 +94,10 @@ class NaiveWGANGP:
         for p in self.D.parameters():
             p.requires_grad = True
         for _ in range(config.n_critic):
-            real_data = self.sample_real(config.batch_size, self.rng)
+            real_data = self.sample_real(config.batch_size, self.rng).to(self.device)
             self.D.zero_grad(set_to_none=False)
             D_real = self.D(real_data).mean()
-            noise = torch.randn(config.batch_size, config.latent_dim, generator=self.rng)
+            noise = torch.randn(config.batch_size, config.latent_dim, generator=self.rng).to(self.device)
             fake = self.G(noise).detach()
             D_fake = self.D(fake).mean()
             gradient_penalty = self.calc_gradient_penalty(real_data, fake)
@@ -109,7 +111,7 @@ class NaiveWGANGP:
         for p in self.D.parameters():
             p.requires_grad = False
         self.G.zero_grad(set_to_none=False)
-        noise = torch.randn(config.batch_size, config.latent_dim, generator=self.rng)
+        noise = torch.randn(config.batch_size, config.latent_dim, generator=self.rng).to(self.device)
         fake = self.G(noise)
         G_cost = -self.D(fake).mean()
         G_cost.backward()
@@ -127,7 +129,8 @@ class NaiveWGANGP:
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         self.G.eval()
         try:
-            return self.G(torch.randn(n, self.config.latent_dim, generator=torch.Generator().manual_seed(seed)))
+            z = torch.randn(n, self.config.latent_dim, generator=torch.Generator().manual_seed(seed))
+            return self.G(z.to(self.device)).cpu()
         finally:
             self.G.train()
 

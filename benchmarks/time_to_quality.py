@@ -32,7 +32,7 @@ def meets_bar(result: dict) -> bool:
             and result["reverse_kl"] is not None and result["reverse_kl"] <= 0.1)
 
 
-def time_default(seed: int) -> tuple[float | None, dict]:
+def time_default(seed: int, device: str = "cpu") -> tuple[float | None, dict]:
     class FirstBar:
         seconds = None
         result: dict = {}
@@ -42,12 +42,13 @@ def time_default(seed: int) -> tuple[float | None, dict]:
                 self.seconds, self.result = record["time"], record
 
     watch = FirstBar()
-    summary = Trainer(resolve(None, {"seed": seed, "eval_every": 500}), callbacks=[watch]).train()
+    summary = Trainer(resolve(None, {"seed": seed, "eval_every": 500, "device": device}), callbacks=[watch]).train()
     return watch.seconds, watch.result or summary
 
 
-def time_naive(seed: int, budget: float, check_every: float, preset: str) -> tuple[float | None, dict, int]:
-    config = resolve(preset, {"seed": seed})
+def time_naive(seed: int, budget: float, check_every: float, preset: str,
+               device: str = "cpu") -> tuple[float | None, dict, int]:
+    config = resolve(preset, {"seed": seed, "device": device})
     loop = NaiveWGANGP(config)
     trained, next_check, steps, result = 0.0, check_every, 0, {}
     while trained < budget:
@@ -57,7 +58,7 @@ def time_naive(seed: int, budget: float, check_every: float, preset: str) -> tup
         steps += 1
         if trained >= next_check:
             next_check += check_every
-            result = evaluate_toy(loop.sample(config.eval_samples, seed=seed), loop.dataset,
+            result = evaluate_toy(loop.sample(config.eval_samples, seed=seed).cpu(), loop.dataset,
                                   n_real=config.w1_samples, seed=seed)
             print(f"  naive: {trained:6.1f} s, {steps} steps: {result['modes_captured']}/8 modes, "
                   f"{100 * result['high_quality_fraction']:.1f}% HQ", flush=True)
@@ -72,12 +73,14 @@ def main(argv=None) -> int:
     parser.add_argument("--budget", type=float, default=400.0, help="naive loop wall seconds (default 400)")
     parser.add_argument("--check-every", type=float, default=30.0, help="score the naive loop every N s")
     parser.add_argument("--naive-preset", default="wgan-gp")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (both loops)")
     args = parser.parse_args(argv)
 
-    seconds, result = time_default(args.seed)
+    seconds, result = time_default(args.seed, args.device)
     print(f"wganlab train (default preset): bar {'met at ' + format(seconds, '.1f') + ' s' if seconds else 'NOT met'}; "
           f"{result.get('modes_captured')}/8 modes, {100 * result.get('high_quality_fraction', 0):.1f}% HQ", flush=True)
-    naive_seconds, naive_result, steps = time_naive(args.seed, args.budget, args.check_every, args.naive_preset)
+    naive_seconds, naive_result, steps = time_naive(args.seed, args.budget, args.check_every, args.naive_preset,
+                                                 args.device)
     if naive_seconds is None:
         print(f"naive loop ({args.naive_preset}): bar NOT met within {args.budget:.0f} s ({steps} steps; last "
               f"{naive_result.get('modes_captured')}/8 modes, {100 * naive_result.get('high_quality_fraction', 0):.1f}% HQ)")
