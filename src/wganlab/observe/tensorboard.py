@@ -16,6 +16,7 @@ only; scalars cost nothing measurable (they are the numbers the trainer already 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
@@ -113,7 +114,12 @@ class TensorBoardLogger:
         still = []
         for tag, step, picture in self._drawing:
             if wait or picture.done():
-                self.writer.add_image(tag, picture.result(), step, dataformats="HWC")
+                try:
+                    pixels = picture.result()
+                except Exception as error:  # noqa: BLE001 - a picture (e.g. of NaN samples before a rollback) is not worth the run
+                    print(f"wganlab: TensorBoard picture {tag} at step {step} not drawn: {error}", file=sys.stderr)
+                    continue
+                self.writer.add_image(tag, pixels, step, dataformats="HWC")
             else:
                 still.append((tag, step, picture))
         self._drawing = still
