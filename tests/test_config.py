@@ -209,3 +209,16 @@ def test_ddp_static_graph_is_refused_exactly_with_constraints_that_add_a_penalty
                 resolve(None, overrides)
         else:
             assert resolve(None, overrides).ddp_static_graph is True
+
+
+def test_grid25_without_a_preset_starts_from_the_preset_tuned_for_it():
+    from wganlab.config import DATA_DEFAULT_PRESETS, PRESETS
+
+    assert DATA_DEFAULT_PRESETS == {"grid25": "wgan-gp-2d-grid25"}
+    grid = resolve(None, {"data": "grid25"})
+    assert grid.preset == "wgan-gp-2d-grid25" and grid.steps == 14000
+    # the same recipe as the default, only longer
+    assert {k: v for k, v in PRESETS["wgan-gp-2d-grid25"].items() if k != "steps"} == PRESETS["wgan-gp-2d"]
+    assert resolve(None, {}).preset == "wgan-gp-2d" and resolve(None, {"data": "ring8"}).preset == "wgan-gp-2d"
+    assert resolve("wgan-gp-2d", {"data": "grid25"}).steps == 3000  # a named preset wins
+    assert resolve(None, {"data": "grid25", "preset": "wgan"}).preset == "wgan"

@@ -128,21 +128,25 @@ class TrainConfig:
 
 
 def _load_presets() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Reads the presets shipped as ``wganlab/presets/NAME.toml``: config keys plus a ``description``."""
+    """Reads the presets shipped as ``wganlab/presets/NAME.toml``: config keys plus a ``description``
+    and optionally ``default_for``, the built-in data it is the default for."""
     from importlib.resources import files
 
-    presets, descriptions = {}, {}
+    presets, descriptions, data_defaults = {}, {}, {}
     entries = {e.name[: -len(".toml")]: e for e in files("wganlab").joinpath("presets").iterdir()
                if e.name.endswith(".toml")}
     for name, entry in sorted(entries.items()):
         table = tomllib.loads(entry.read_text())
         descriptions[name] = str(table.pop("description", ""))
+        for data in table.pop("default_for", ()):  # the preset used for this data when none is named
+            data_defaults[data] = name
         presets[name] = table
-    return presets, descriptions
+    return presets, descriptions, data_defaults
 
 
-# name -> config keys, and name -> one line for `wganlab presets`; one TOML file per preset
-PRESETS, PRESET_DESCRIPTIONS = _load_presets()
+# name -> config keys, name -> one line for `wganlab presets`, data -> the preset used for it when
+# no preset is named (a preset file's `default_for`); one TOML file per preset
+PRESETS, PRESET_DESCRIPTIONS, DATA_DEFAULT_PRESETS = _load_presets()
 _DEFAULTS = TrainConfig()
 
 
@@ -317,6 +321,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     if set(table) == {"train"} and isinstance(table["train"], dict):
         table = table["train"]
     table.pop("description", None)  # a copied preset file keeps its one-line description
+    table.pop("default_for", None)
     return table
 
 
@@ -331,11 +336,17 @@ def resolve(preset: str | None = None, overrides: dict[str, Any] | None = None,
     unknown = sorted(set(given) - set(_FIELDS))
     if unknown:
         raise ConfigError(f"unknown config key(s) {', '.join(unknown)}; valid keys: {', '.join(_FIELDS)}")
-    name = preset or given.get("preset") or _DEFAULTS.preset
+    name = preset or given.get("preset") or default_preset(given.get("data", _DEFAULTS.data))
     _check_choice("preset", name, PRESETS)
     values = {**PRESETS[name], **given, "preset": name}
     config = TrainConfig(**{key: _coerce(key, value) for key, value in values.items()})
     return validate(config)
+
+
+def default_preset(data: str) -> str:
+    """The preset a run on ``data`` starts from when none is named: the one tuned for that data
+    (``default_for`` in its file), else the default, ``wgan-gp-2d``."""
+    return DATA_DEFAULT_PRESETS.get(data, _DEFAULTS.preset)
 
 
 def from_dict(values: dict[str, Any]) -> TrainConfig:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from wganlab.cli.parser import CONFIG_KEYS, RESUMABLE, UsageError, parse_set
-from wganlab.config import PRESET_DESCRIPTIONS, resolve
+from wganlab.config import DATA_DEFAULT_PRESETS, PRESET_DESCRIPTIONS, resolve
 from wganlab.data import DATASETS, dataset_params
 from wganlab.metrics.headline import FINAL, headline_of
 
@@ -147,6 +147,9 @@ def train(args) -> int:
     overrides.update(parse_set(args.set))
     config = _resume_config(args, overrides) if args.resume else resolve(args.preset, overrides, args.config)
     config.device = local_device(config.device)
+    if not args.resume and args.preset is None and config.preset == DATA_DEFAULT_PRESETS.get(config.data):
+        print(f"wganlab: no --preset for --data {config.data}: using {config.preset}, "
+              f"{PRESET_DESCRIPTIONS[config.preset]}", file=sys.stderr)
     if not args.resume:  # a run folder names its data by absolute path: it resumes from any folder
         if config.data not in DATASETS and Path(config.data).expanduser().exists():
             config.data = str(Path(config.data).expanduser().resolve())
