@@ -41,3 +41,9 @@ def test_without_a_side_process_the_work_is_done_here():
     assert sidecar.call("figures", "os:getpid") == os.getpid()
     with pytest.raises(ZeroDivisionError):
         sidecar.call("figures", "operator:truediv", 1, 0)
+
+
+def test_an_answer_that_cannot_be_sent_back_is_an_error_that_says_so(side):
+    with pytest.raises(RuntimeError, match="cannot be sent back"):
+        sidecar.call("transport", "builtins:eval", "lambda: 1")  # a lambda does not pickle
+    assert sidecar.call("transport", "os:getpid") == side.process.pid  # and it goes on answering

@@ -91,8 +91,8 @@ class Sidecar:
         while True:
             try:
                 job, ok, value = self._receive.recv()
-            except (EOFError, OSError):
-                break
+            except Exception:  # noqa: BLE001 - closed, or an answer that cannot be unpickled here:
+                break  # either way the waiting jobs are done in this process instead
             future = self._pending.pop(job, None)
             if future is not None:
                 future.set_result(value) if ok else future.set_exception(value)
@@ -121,7 +121,7 @@ def start(names=tuple(WARM)) -> None:
         if name not in _running:
             try:
                 _running[name] = Sidecar(name, WARM[name])
-            except OSError:
+            except (OSError, ValueError, TypeError):  # no process to start (e.g. no sys.executable)
                 continue
     atexit.register(stop)
 
