@@ -5,6 +5,7 @@ import sys
 
 
 def entry() -> int:
+    sidecar = None
     try:
         if sys.argv[1:2] == ["train"]:  # before torch: POT and matplotlib load on the other core
             from wganlab.util import sidecar
@@ -20,9 +21,8 @@ def entry() -> int:
         print("wganlab: interrupted", file=sys.stderr)
         return 130
     finally:
-        from wganlab.util import sidecar
-
-        sidecar.stop()
+        if sidecar is not None:
+            sidecar.stop()
 
 
 if __name__ == "__main__":

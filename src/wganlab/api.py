@@ -127,14 +127,14 @@ def _train_and_finish(trainer, run: RunFolder, config: TrainConfig) -> dict:
 def extension_line(planned: int, config: TrainConfig, step: int) -> str:
     """What a --resume to more steps does to the plan: the learning-rate decay is re-planned over
     the new total (as a run planned that long from the start would have it), said in numbers."""
-    from wganlab.core.schedules import linear_decay
+    from wganlab.core.schedules import decay_start, linear_decay
 
     head = f"wganlab: extending the run from {planned} to {config.steps} steps"
     if config.lr_decay_fraction == 0:
         return f"{head}; nothing in its plan depends on the total (lr_decay_fraction 0)"
     old, new = linear_decay(planned, config.lr_decay_fraction), linear_decay(config.steps, config.lr_decay_fraction)
-    decay_from = config.steps - round(config.steps * config.lr_decay_fraction)
-    old_from = planned - round(planned * config.lr_decay_fraction)
+    decay_from = decay_start(config.steps, config.lr_decay_fraction)
+    old_from = decay_start(planned, config.lr_decay_fraction)
     past = (f"; unlike that run, this one already decayed over steps {old_from}-{step} of the old plan" if step > old_from
             else "; up to here its rates are that run's")
     return (f"{head}: the learning-rate decay (the final {config.lr_decay_fraction:.0%}) is re-planned over "

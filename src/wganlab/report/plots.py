@@ -39,14 +39,16 @@ def plot_curves(records: list[dict], path: Path) -> None:
         pairs = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
         return ([p[0] for p in pairs], [p[1] for p in pairs]) if pairs else ([], [])
 
-    ax = axes[0, 0]
-    for key in ("d_loss", "g_loss", "penalty"):
-        steps, values = series(train, key)
-        if steps:
-            ax.plot(steps, values, label=key, lw=1)
-    ax.set_title("losses")
-    ax.set_xlabel("generator step")
-    ax.legend()
+    def lines(ax, keys, title):  # one line per train-record key that the log has
+        for key in keys:
+            steps, values = series(train, key)
+            if steps:
+                ax.plot(steps, values, label=key, lw=1)
+        ax.set_title(title)
+        ax.set_xlabel("generator step")
+        ax.legend()
+
+    lines(axes[0, 0], ("d_loss", "g_loss", "penalty"), "losses")
 
     ax = axes[0, 1]
     steps, values = series(train, "w_estimate")
@@ -73,15 +75,8 @@ def plot_curves(records: list[dict], path: Path) -> None:
     ax.set_title("mode coverage and sample quality")
     ax.set_xlabel("generator step")
 
-    ax = axes[1, 1]
-    for key in ("grad_norm_g", "grad_norm_d", "gp_grad_norm"):
-        steps, values = series(train, key)
-        if steps:
-            ax.plot(steps, values, label=key, lw=1)
-    ax.set_yscale("log")
-    ax.set_title("gradient norms")
-    ax.set_xlabel("generator step")
-    ax.legend()
+    axes[1, 1].set_yscale("log")
+    lines(axes[1, 1], ("grad_norm_g", "grad_norm_d", "gp_grad_norm"), "gradient norms")
     fig.subplots_adjust(left=0.07, right=0.93, bottom=0.08, top=0.95, wspace=0.3, hspace=0.35)  # no tight_layout pass
     fig.savefig(path, dpi=100)
     plt.close(fig)
