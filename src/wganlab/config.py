@@ -94,6 +94,8 @@ class TrainConfig:
     spacing: float | None = _key(None, "grid spacing (grid25)")
     data_dir: str = _key("", "folder of the MNIST IDX files (default $WGANLAB_MNIST_DIR or ~/.cache/wganlab/mnist)")
     net: str = _key("auto", "auto (conv nets for (C, 28, 28) images, MLPs otherwise) | mlp | conv", NETS)
+    conv_width: int = _key(64, "channels of the conv nets' widest-resolution layer: W-2W-4W (64: the WGAN-GP "
+                           "MNIST code's 64-128-256)")
     # bookkeeping
     seed: int = _key(0, "seed of initialisation, data, noise and evaluation")
     device: str = _key("cpu", "cpu | cuda | cuda:N | mps")

@@ -6,8 +6,9 @@ import pytest
 
 from wganlab.cli import main
 from wganlab.config import ConfigError, resolve
-from wganlab.observe.doctor import DETECTORS, Doctor, context_of, diagnose, exploding_gradients, mode_collapse, non_finite
-from wganlab.observe.doctor import oscillation, vanishing_generator_gradient
+from wganlab.observe.detectors import DETECTORS, context_of, diagnose, exploding_gradients, mode_collapse, non_finite
+from wganlab.observe.detectors import oscillation, vanishing_generator_gradient
+from wganlab.observe.doctor import Doctor
 from wganlab.training.loop import Trainer
 
 FAST_EVAL = dict(eval_samples=1000, w1_samples=500)

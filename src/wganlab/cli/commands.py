@@ -83,7 +83,7 @@ def _refuse_too_large(flag: str, value: int, need: float) -> None:
 
 
 def doctor(args) -> int:
-    from wganlab.observe.doctor import context_of, diagnose
+    from wganlab.observe.detectors import context_of, diagnose, too_short_text
     from wganlab.runs.folder import RunFolder, RunFolderError
 
     run = RunFolder(args.run)
@@ -98,7 +98,11 @@ def doctor(args) -> int:
         print(json.dumps(finding.to_record()) if args.json else finding.text())
     if not findings and not args.json:
         steps = max(r.get("step", 0) for r in records)
-        print(f"no findings: none of the doctor's detectors held over {steps} steps of {run.path}")
+        short = too_short_text(records, {**context_of(config), "finished": True})
+        if short:  # a detector given too few lines holds nothing whatever the run did: not "no findings"
+            print(f"nothing found over {steps} steps of {run.path}, but {short}")
+        else:
+            print(f"no findings: none of the doctor's detectors held over {steps} steps of {run.path}")
     return 0
 
 

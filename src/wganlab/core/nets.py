@@ -172,14 +172,14 @@ class ConvCritic(nn.Module):
         return self.read_out(self.features(x))
 
 
-def conv_generator(latent_dim: int = 128, channels: int = 1) -> ConvGenerator:
+def conv_generator(latent_dim: int = 128, channels: int = 1, width: int = _CONV_WIDTH) -> ConvGenerator:
     """z (B, latent_dim) -> images (B, channels, 28, 28) in [-1, 1]; BatchNorm, as WGAN-GP's MNIST generator."""
-    return ConvGenerator(latent_dim, channels)
+    return ConvGenerator(latent_dim, channels, width)
 
 
-def conv_critic(channels: int = 1, norm: str = "none") -> ConvCritic:
+def conv_critic(channels: int = 1, norm: str = "none", width: int = _CONV_WIDTH) -> ConvCritic:
     """images (B, channels, 28, 28) -> scores (B, 1); ``norm`` is "none" or "layer", never BatchNorm."""
-    return ConvCritic(channels, norm)
+    return ConvCritic(channels, norm, width)
 
 
 def resolve_net(net: str, shape: tuple[int, ...]) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from wganlab.core.constraints import critic_input_gradient_norms
-from wganlab.observe.doctor import Finding
+from wganlab.observe.detectors import Finding
 from wganlab.observe.grids import grid_array
 from wganlab.util import sidecar
 from wganlab.util.interrupt import held_interrupt

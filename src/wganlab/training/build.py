@@ -25,7 +25,7 @@ def build_generator(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.
     if len(shape) == 1 and config.net != "conv":
         return mlp_generator(config.latent_dim, shape[0], config.hidden, config.depth, config.generator_batch_norm)
     if resolve_net(config.net, shape) == "conv":
-        return conv_generator(config.latent_dim, shape[0])
+        return conv_generator(config.latent_dim, shape[0], config.conv_width)
     return image_mlp_generator(config.latent_dim, shape, config.hidden, config.depth, config.generator_batch_norm)
 
 
@@ -40,7 +40,7 @@ def build_critic(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.nn.
     elif len(shape) == 1 and config.net != "conv":
         critic = mlp_critic(shape[0], config.hidden, config.depth, norm=config.critic_norm)
     elif resolve_net(config.net, shape) == "conv":
-        critic = conv_critic(shape[0], config.critic_norm)
+        critic = conv_critic(shape[0], config.critic_norm, config.conv_width)
     else:
         critic = image_mlp_critic(shape, config.hidden, config.depth)
     return constraint_of(config).prepare(critic)
@@ -125,9 +125,10 @@ def memory_needed(config: TrainConfig, shape: tuple[int, ...]) -> dict[str, floa
     dim = math.prod(shape)
     h, depth, z = config.hidden, config.depth, config.latent_dim
     conv = len(shape) > 1 and resolve_net(config.net, shape) == "conv"
-    if conv:
-        params = z * 4096 + 2_200_000
-        per_sample = _CONV_ACTIVATIONS + dim
+    if conv:  # the parameters grow as the width squared, the activations as the width
+        scale = config.conv_width / 64
+        params = z * 64 * config.conv_width + 2_200_000 * scale ** 2
+        per_sample = _CONV_ACTIVATIONS * scale + dim
     else:
         params = (z * h + (depth - 1) * h * h + h * dim) + (dim * h + (depth - 1) * h * h + h)
         per_sample = 2 * depth * h + 4 * dim + z
@@ -140,7 +141,7 @@ def memory_needed(config: TrainConfig, shape: tuple[int, ...]) -> dict[str, floa
     }
 
 
-SIZE_FLAGS = ("hidden", "depth", "latent_dim", "batch_size", "eval_samples", "held_out", "w1_samples")
+SIZE_FLAGS = ("hidden", "depth", "conv_width", "latent_dim", "batch_size", "eval_samples", "held_out", "w1_samples")
 
 
 def check_memory(config: TrainConfig, shape: tuple[int, ...]) -> None:
