@@ -21,12 +21,12 @@ from wganlab.core.constraints import CONSTRAINTS
 from wganlab.core.objectives import OBJECTIVES
 from wganlab.core.params import Param
 from wganlab.core.update_rules import UPDATE_RULES
-from wganlab.data import DATASETS, is_image_source
+from wganlab.data import DATASETS, holds_images, is_image_source
 
 OPTIMIZERS = ("adam", "rmsprop")
 ON_NONFINITE = ("rollback", "stop")
 LOGGERS = ("both", "jsonl", "tensorboard")
-NETS = ("auto", "mlp", "conv")
+NETS = ("auto", "mlp", "conv", "conv-mlp")
 CRITIC_NORMS = ("none", "layer", "batch")  # batch: MLP critic only, and never under an input-gradient penalty
 PRECISIONS = ("fp32", "bf16")
 CRITIC_BACKWARDS = ("auto", "autograd")
@@ -76,6 +76,9 @@ class TrainConfig:
     extended_from: int = _key(0, "the steps a run was planned for before a --resume extended it (0: never extended); "
                                  "its learning-rate decay is re-planned over the new steps", flag=False)
     ema: float = _key(0.99, "generator weight EMA decay (0: off)")
+    ema_warmup: bool = _key(False, "ramp the EMA decay as min(ema, (1 + t) / (10 + t)) over its t-th update (as "
+                            "TensorFlow's ExponentialMovingAverage with num_updates), so that a slow EMA does not "
+                            "hold the initial weights through a short run")
     update_rule: str = _key("alternating", "how the players' steps interleave (unrolled: set unroll_steps)",
                             UPDATE_RULES)
     unroll_steps: int = _key(0, "> 0: the generator sees the critic this many differentiable steps ahead")
@@ -93,7 +96,8 @@ class TrainConfig:
     sigma: float | None = _key(None, "mixture component standard deviation / swiss roll noise")
     spacing: float | None = _key(None, "grid spacing (grid25)")
     data_dir: str = _key("", "folder of the MNIST IDX files (default $WGANLAB_MNIST_DIR or ~/.cache/wganlab/mnist)")
-    net: str = _key("auto", "auto (conv nets for (C, 28, 28) images, MLPs otherwise) | mlp | conv", NETS)
+    net: str = _key("auto", "auto (conv nets for (C, 28, 28) images, MLPs otherwise) | mlp | conv | conv-mlp (a conv "
+                          "generator, an MLP critic: the fast critic step with conv strokes)", NETS)
     conv_width: int = _key(64, "channels of the conv nets' widest-resolution layer: W-2W-4W (64: the WGAN-GP "
                            "MNIST code's 64-128-256)")
     # bookkeeping
@@ -341,14 +345,26 @@ def resolve(preset: str | None = None, overrides: dict[str, Any] | None = None,
     name = preset or given.get("preset") or default_preset(given.get("data", _DEFAULTS.data))
     _check_choice("preset", name, PRESETS)
     values = {**PRESETS[name], **given, "preset": name}
+    if ("latent_dim" not in given and "data" not in PRESETS[name] and IMAGE_PRESET in DATA_DEFAULT_PRESETS
+            and holds_images(str(values.get("data", _DEFAULTS.data)))):
+        # a 2D recipe's 2-d latent draws no images: images take the image default's latent size
+        values["latent_dim"] = PRESETS[DATA_DEFAULT_PRESETS[IMAGE_PRESET]]["latent_dim"]
     config = TrainConfig(**{key: _coerce(key, value) for key, value in values.items()})
     return validate(config)
 
 
+IMAGE_PRESET = "images"  # the default_for entry of the preset for image data without a preset of its own
+
+
 def default_preset(data: str) -> str:
     """The preset a run on ``data`` starts from when none is named: the one tuned for that data
-    (``default_for`` in its file), else the default, ``wgan-gp-2d``."""
-    return DATA_DEFAULT_PRESETS.get(data, _DEFAULTS.preset)
+    (``default_for`` in its file), else for images (a built-in set, a folder, an array of
+    images) the one whose ``default_for`` has "images", else the default, ``wgan-gp-2d``."""
+    if data in DATA_DEFAULT_PRESETS:
+        return DATA_DEFAULT_PRESETS[data]
+    if IMAGE_PRESET in DATA_DEFAULT_PRESETS and holds_images(data):
+        return DATA_DEFAULT_PRESETS[IMAGE_PRESET]
+    return _DEFAULTS.preset
 
 
 def from_dict(values: dict[str, Any]) -> TrainConfig:

@@ -7,7 +7,7 @@ import pytest
 from wganlab.cli import main
 from wganlab.config import ConfigError, resolve
 from wganlab.observe.detectors import DETECTORS, context_of, diagnose, exploding_gradients, mode_collapse, non_finite
-from wganlab.observe.detectors import oscillation, vanishing_generator_gradient
+from wganlab.observe.detectors import oscillation, too_short_text, vanishing_generator_gradient
 from wganlab.observe.doctor import Doctor
 from wganlab.training.loop import Trainer
 
@@ -200,3 +200,41 @@ def test_findings_reach_every_observer_through_the_trainer(tmp_path):
     events = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
     events.Reload()
     assert sorted(events.Tags()["tensors"]) == sorted(f"doctor/{f.detector}/text_summary" for f in doctor.findings)
+
+
+# -- image runs: the class histogram, and runs too short to judge ---------------------------------------
+
+def _eval_line(step, counts):
+    total = sum(counts)
+    kl = sum(c / total * math.log(c / total * len(counts)) for c in counts if c)
+    return {"kind": "eval", "step": step, "class_counts": counts, "class_kl": kl, "fid": 300.0}
+
+
+def test_image_collapse_is_named_from_the_class_histogram_with_as_few_evaluations_as_the_run_has():
+    three_classes = [700, 0, 0, 650, 0, 0, 650, 0, 0, 0]  # the 5-minute run of the issue: 3 of 10 classes
+    even = [200] * 10
+    context = {"wasserstein": True, "finished": False}
+    found = mode_collapse([_eval_line(1000, three_classes), _eval_line(2000, three_classes)], context)
+    assert found is not None and found.step == 2000 and found.evidence["classes kept"] == "0 3 6"
+    assert "few classes" in found.title
+    # one collapsed evaluation: named only at the end of the run, or with the samples bunched
+    assert mode_collapse([_eval_line(1000, three_classes)], context) is None
+    assert mode_collapse([_eval_line(1000, three_classes)], {**context, "finished": True}).step == 1000
+    bunched = [{"kind": "train", "step": 900, "sample_spread": 0.3}, _eval_line(1000, three_classes)]
+    assert mode_collapse(bunched, context).evidence["sample_spread"] == 0.3
+    # near misses: a healthy histogram, one class thin (9 kept, KL small), and step 0 (untrained)
+    nine = [230] * 9 + [30]
+    assert mode_collapse([_eval_line(1000, even), _eval_line(2000, nine)], {**context, "finished": True}) is None
+    assert mode_collapse([_eval_line(0, three_classes)], {**context, "finished": True}) is None
+    stacked = {"kind": "eval", "step": 500, "modes_captured": 1, "n_modes": 1000, "mode_kl": 6.9}
+    assert mode_collapse([stacked], {**context, "finished": True}).evidence["modes captured"] == 1
+
+
+def test_a_run_too_short_for_the_detectors_says_so_instead_of_no_findings():
+    config = resolve("wgan-gp", dict(steps=3, log_every=1, eval_every=0, hidden=16, eval_samples=64, seed=0))
+    doctor = Doctor(stream=io.StringIO(), probe=False)
+    summary = Trainer(config, callbacks=[doctor]).train()
+    assert summary["findings"] == [] and "vanishing_gradient" in summary["doctor_too_short"]
+    assert "[doctor] too short to judge: vanishing_gradient (3 of" in doctor.stream.getvalue()
+    # the class histogram judges mode collapse from one evaluation: not listed as too short then
+    assert "mode_collapse" not in (too_short_text([_eval_line(10, [5] * 10)], {"wasserstein": True}) or "")

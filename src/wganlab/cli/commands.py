@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from wganlab.cli.parser import CONFIG_KEYS, RESUMABLE, UsageError, parse_set
-from wganlab.config import DATA_DEFAULT_PRESETS, PRESET_DESCRIPTIONS, resolve
+from wganlab.config import PRESET_DESCRIPTIONS, TrainConfig, default_preset, resolve
 from wganlab.data import DATASETS, dataset_params
 from wganlab.metrics.headline import FINAL, headline_of
 
@@ -151,7 +151,7 @@ def train(args) -> int:
     overrides.update(parse_set(args.set))
     config = _resume_config(args, overrides) if args.resume else resolve(args.preset, overrides, args.config)
     config.device = local_device(config.device)
-    if not args.resume and args.preset is None and config.preset == DATA_DEFAULT_PRESETS.get(config.data):
+    if not args.resume and args.preset is None and config.preset == default_preset(config.data) != TrainConfig.preset:
         print(f"wganlab: no --preset for --data {config.data}: using {config.preset}, "
               f"{PRESET_DESCRIPTIONS[config.preset]}", file=sys.stderr)
     if not args.resume:  # a run folder names its data by absolute path: it resumes from any folder

@@ -183,14 +183,15 @@ def conv_critic(channels: int = 1, norm: str = "none", width: int = _CONV_WIDTH)
 
 
 def resolve_net(net: str, shape: tuple[int, ...]) -> str:
-    """``"conv"`` or ``"mlp"`` for data of per-sample ``shape``; ``"auto"`` picks conv for (C, 28, 28)."""
+    """``"conv"``, ``"mlp"`` or ``"conv-mlp"`` (a conv generator, an MLP critic) for data of
+    per-sample ``shape``; ``"auto"`` picks conv for (C, 28, 28)."""
     conv_ok = len(shape) == 3 and tuple(shape[1:]) == (28, 28) and shape[0] in (1, 3)
     if net == "auto":
         return "conv" if conv_ok else "mlp"
-    if net == "conv" and not conv_ok:
-        raise ValueError(f"net 'conv' needs (C, 28, 28) images, but the data is {tuple(shape)}; use --net mlp")
-    if net not in ("conv", "mlp"):
-        raise ValueError(f"unknown net {net!r}; choose one of: auto, mlp, conv")
+    if net in ("conv", "conv-mlp") and not conv_ok:
+        raise ValueError(f"net {net!r} needs (C, 28, 28) images, but the data is {tuple(shape)}; use --net mlp")
+    if net not in ("conv", "mlp", "conv-mlp"):
+        raise ValueError(f"unknown net {net!r}; choose one of: auto, mlp, conv, conv-mlp")
     return net
 
 

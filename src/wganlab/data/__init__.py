@@ -67,6 +67,28 @@ def _points_file(data: str):
         raise DataError(f"{path}: {error}") from None
 
 
+def holds_images(data: str) -> bool:
+    """True when ``data`` names a built-in image set, a folder, or a .npy/.npz file of images
+    (an array of 3 or more dimensions; only the file's header is read)."""
+    import numpy as np
+
+    if data in DATASETS:
+        return DATASETS[data].kind == "image"
+    path = Path(data).expanduser()
+    if path.is_dir():
+        return True
+    if not (data.endswith((".npy", ".npz")) and path.is_file()):
+        return False
+    try:
+        if data.endswith(".npy"):
+            return np.load(path, mmap_mode="r", allow_pickle=False).ndim >= 3
+        with np.load(path, allow_pickle=False) as archive:
+            key = "images" if "images" in archive.files else archive.files[0]
+            return archive[key].ndim >= 3
+    except Exception:  # the loaders report what is wrong with the file
+        return False
+
+
 def data_shape(config) -> tuple[int, ...]:
     """The per-sample shape ``make_dataset(config)`` would give, without loading a built-in set."""
     if config.data in DATASETS:
@@ -79,4 +101,4 @@ def data_shape(config) -> tuple[int, ...]:
 
 
 __all__ = ["DATASETS", "TOY_DATASETS", "DatasetEntry", "dataset_params", "IMAGE_DATASETS", "DataError", "GaussianMixture", "ImageDataset", "StackedMnist",
-           "SwissRoll", "data_shape", "is_image_source", "make_dataset", "make_toy"]
+           "SwissRoll", "data_shape", "holds_images", "is_image_source", "make_dataset", "make_toy"]

@@ -158,7 +158,28 @@ def _features(images: torch.Tensor, evaluation: str):
     if evaluation in ("mnist", "mnist-features"):
         features, digits = classifier_outputs(images)
         return features, (digits if evaluation == "mnist" else None), 10
-    return images.flatten(1), None, 0
+    return pixel_features(images), None, 0
+
+
+PIXEL_SIDE = 32  # pixel-space FID on images larger than this per side is taken at this side
+
+
+def pixel_features(images: torch.Tensor) -> torch.Tensor:
+    """The pixels of (N, C, H, W) images as (N, D) features, average-pooled to at most 32x32 first:
+    FID needs a D x D covariance and its square root, which past ~3,000 dimensions costs minutes."""
+    if images.dim() == 4 and max(images.shape[2:]) > PIXEL_SIDE:
+        images = torch.nn.functional.adaptive_avg_pool2d(images, PIXEL_SIDE)
+    return images.flatten(1)
+
+
+def feature_space(evaluation: str, shape: tuple[int, ...]) -> str:
+    """The name of the space FID and KID of ``evaluation`` data of per-sample ``shape`` live in."""
+    space = {"mnist": "evalnet", "mnist-features": "evalnet", "stacked-mnist": "evalnet-per-channel"}
+    if evaluation in space:
+        return space[evaluation]
+    if len(shape) == 3 and max(shape[1:]) > PIXEL_SIDE:
+        return f"pixels-pooled-{PIXEL_SIDE}x{PIXEL_SIDE}"
+    return "pixels"
 
 
 def evaluate_images(samples, dataset, n_reference: int | None = None, seed: int = 0) -> dict:
@@ -185,9 +206,8 @@ def evaluate_images(samples, dataset, n_reference: int | None = None, seed: int 
         cache[cache_key] = _features(dataset.reference(n_reference, seed), evaluation)[0]
     real_features = cache[cache_key]
     features, labels, n_classes = _features(images, evaluation)
-    space = {"mnist": "evalnet", "mnist-features": "evalnet", "stacked-mnist": "evalnet-per-channel"}
     result = {"n_samples": int(images.shape[0]), "n_reference": int(real_features.shape[0]),
-              "feature_space": space.get(evaluation, "pixels"),
+              "feature_space": feature_space(evaluation, tuple(images.shape[1:])),
               "fid": fid_from_features(features, real_features), "kid": kid_from_features(features, real_features)}
     if labels is not None and evaluation == "stacked-mnist":
         hist = histogram_metrics(labels, n_classes)

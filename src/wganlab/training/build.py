@@ -22,9 +22,9 @@ HELD_OUT_SEED_OFFSET = 1_000_003  # the held-out batch's stream: seed + this, ap
 def build_generator(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.nn.Module:
     """The generator for data of per-sample ``shape`` (an int: flat vectors of that dimension)."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
-    if len(shape) == 1 and config.net != "conv":
+    if len(shape) == 1 and config.net not in ("conv", "conv-mlp"):
         return mlp_generator(config.latent_dim, shape[0], config.hidden, config.depth, config.generator_batch_norm)
-    if resolve_net(config.net, shape) == "conv":
+    if resolve_net(config.net, shape) in ("conv", "conv-mlp"):
         return conv_generator(config.latent_dim, shape[0], config.conv_width)
     return image_mlp_generator(config.latent_dim, shape, config.hidden, config.depth, config.generator_batch_norm)
 
@@ -37,7 +37,7 @@ def build_critic(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.nn.
         critic = AutoencoderCritic(math.prod(shape), config.hidden, config.depth, norm=config.critic_norm)
         if len(shape) > 1:
             critic = torch.nn.Sequential(torch.nn.Flatten(), critic)
-    elif len(shape) == 1 and config.net != "conv":
+    elif len(shape) == 1 and config.net not in ("conv", "conv-mlp"):
         critic = mlp_critic(shape[0], config.hidden, config.depth, norm=config.critic_norm)
     elif resolve_net(config.net, shape) == "conv":
         critic = conv_critic(shape[0], config.critic_norm, config.conv_width)
@@ -124,14 +124,18 @@ def memory_needed(config: TrainConfig, shape: tuple[int, ...]) -> dict[str, floa
     """Bytes a run of ``config`` on samples of ``shape`` needs, by the flag that drives each part."""
     dim = math.prod(shape)
     h, depth, z = config.hidden, config.depth, config.latent_dim
-    conv = len(shape) > 1 and resolve_net(config.net, shape) == "conv"
-    if conv:  # the parameters grow as the width squared, the activations as the width
+    net = resolve_net(config.net, shape) if len(shape) > 1 else "mlp"
+    if net == "conv":  # the parameters grow as the width squared, the activations as the width
         scale = config.conv_width / 64
         params = z * 64 * config.conv_width + 2_200_000 * scale ** 2
         per_sample = _CONV_ACTIVATIONS * scale + dim
     else:
         params = (z * h + (depth - 1) * h * h + h * dim) + (dim * h + (depth - 1) * h * h + h)
         per_sample = 2 * depth * h + 4 * dim + z
+    if net == "conv-mlp":  # a conv generator's half of the conv figures beside the MLP's
+        scale = config.conv_width / 64
+        params += z * 64 * config.conv_width + 1_100_000 * scale ** 2
+        per_sample += _CONV_ACTIVATIONS * scale / 2
     return {
         "hidden": params * _BYTES * _PARAM_COPIES,  # the networks: driven by --hidden and --depth
         "batch_size": config.batch_size * per_sample * _BYTES * _ACTIVATION_COPIES,

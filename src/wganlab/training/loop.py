@@ -36,6 +36,22 @@ __all__ = ["CheckpointMismatchError", "NonFiniteError", "Trainer", "build_critic
            "keep_freed_memory_for_reuse", "rank_seed"]
 
 
+
+def warmed_ema(decay: float):
+    """An AveragedModel ``multi_avg_fn``: the EMA with its decay ramped as min(decay, (1 + t) / (10 + t))
+    at the t-th update (torch's own EMA function has a fixed decay)."""
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged) -> None:
+        t = float(num_averaged)
+        weight = 1.0 - min(decay, (1.0 + t) / (10.0 + t))
+        if torch.is_floating_point(averaged[0]):  # as torch's: foreach lerp handles floats only
+            torch._foreach_lerp_(averaged, current, weight)
+        else:
+            for mine, theirs in zip(averaged, current, strict=True):
+                mine.copy_(mine * (1 - weight) + theirs * weight)
+
+    return update
+
 class Trainer(TrainerState, Telemetry):
     """Trains one GAN from a validated :class:`TrainConfig`.
 
@@ -83,7 +99,8 @@ class Trainer(TrainerState, Telemetry):
         self.critic = build_critic(config, self.dataset.shape).to(self.device)
         self.ema = None
         if config.ema > 0:
-            self.ema = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
+            average = warmed_ema(config.ema) if config.ema_warmup else get_ema_multi_avg_fn(config.ema)
+            self.ema = AveragedModel(self.generator, multi_avg_fn=average, use_buffers=True)
 
         # Under torchrun the phases run through DDP wrappers, which average parameter gradients
         # over ranks; everything else (EMA, state, evaluation) uses the plain modules.
@@ -223,7 +240,11 @@ class Trainer(TrainerState, Telemetry):
             return None
         if CONSTRAINTS[self.constraint.name].adds_penalty and self.constraint.penalty_of_norms is None:
             return None
-        return mlp_layers(self.critic)
+        critic = self.critic  # an image MLP critic is Flatten then the MLP: the step flattens the batches
+        if (isinstance(critic, torch.nn.Sequential) and len(critic) == 2 and type(critic[0]) is torch.nn.Flatten
+                and critic[0].start_dim == 1 and not (critic._forward_hooks or critic._forward_pre_hooks)):
+            critic = critic[1]
+        return mlp_layers(critic)
 
     @torch.no_grad()
     def _critic_gradients_by_hand(self, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None):
@@ -231,6 +252,8 @@ class Trainer(TrainerState, Telemetry):
         layers, slopes = self._critic_layers
         weights, biases = self._critic_views
         penalty = self.constraint.penalty_of_norms
+        real, fake = real.flatten(1), fake.flatten(1)  # images meet the MLP as vectors, as through its Flatten
+        eps = None if eps is None else eps.reshape(len(eps), 1)
         grads = step.hand_written_critic_gradients(
             self.objective, weights, biases, slopes, real.unsqueeze(0), fake.unsqueeze(0),
             None if eps is None else eps.unsqueeze(0), None if penalty is None else lambda norms: penalty(norms[0]),
