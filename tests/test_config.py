@@ -84,14 +84,15 @@ def test_saved_config_round_trips():
 
 
 def test_presets_are_toml_files_shipped_in_the_package():
-    from wganlab.config import PRESET_DESCRIPTIONS, preset_path, read_toml
+    from wganlab.config import PRESET_DESCRIPTIONS, default_preset, preset_path, read_toml
 
     assert list(PRESETS) == sorted(PRESETS)
     assert {"gan", "ns-gan", "wgan", "wgan-gp", "wgan-gp-2d"} <= set(PRESETS)
     for name in PRESETS:
         assert preset_path(name).is_file() and len(PRESET_DESCRIPTIONS[name]) > 20
         # a user's copy of a preset file (description included) resolves to the preset itself
-        assert resolve(None, None, str(preset_path(name))) == resolve("wgan-gp-2d", dict(read_toml(preset_path(name))))
+        table = read_toml(preset_path(name))
+        assert resolve(None, None, str(preset_path(name))) == resolve(default_preset(table.get("data", "ring8")), table)
         assert resolve(name) == resolve(None, {**read_toml(preset_path(name)), "preset": name})
     # the default preset's file spells out the dataclass defaults
     assert resolve(None, dict(read_toml(preset_path("wgan-gp-2d")))) == resolve("wgan-gp-2d")
@@ -214,7 +215,8 @@ def test_ddp_static_graph_is_refused_exactly_with_constraints_that_add_a_penalty
 def test_grid25_without_a_preset_starts_from_the_preset_tuned_for_it():
     from wganlab.config import DATA_DEFAULT_PRESETS, PRESETS
 
-    assert DATA_DEFAULT_PRESETS == {"grid25": "wgan-gp-2d-grid25"}
+    assert DATA_DEFAULT_PRESETS == {"grid25": "wgan-gp-2d-grid25", "mnist": "wgan-gp-images",
+                                    "digits": "wgan-gp-images", "images": "wgan-gp-images"}
     grid = resolve(None, {"data": "grid25"})
     assert grid.preset == "wgan-gp-2d-grid25" and grid.steps == 14000
     # the same recipe as the default, only longer

@@ -24,7 +24,6 @@ def _one_critic_step(preset, critic_backward, **overrides):
     ("ns-gan", {}),                                        # logistic loss, no constraint
     ("hinge", {"constraint": "gradient-penalty"}),  # the preset's spectral norm takes autograd
     ("lsgan", {}),
-    ("wgan-gp-images", {"data": "digits", "batch_size": 32}),  # an image MLP critic: Flatten, then the MLP
 ])
 def test_hand_written_critic_step_gives_autograds_gradients_and_statistics(preset, overrides):
     fast, fast_grads, fast_stats = _one_critic_step(preset, "auto", **overrides)

@@ -151,15 +151,18 @@ def train(args) -> int:
     overrides.update(parse_set(args.set))
     config = _resume_config(args, overrides) if args.resume else resolve(args.preset, overrides, args.config)
     config.device = local_device(config.device)
+    chosen = None  # the preset picked from the data, said once the data has loaded (an error stays one line)
     if not args.resume and args.preset is None and config.preset == default_preset(config.data) != TrainConfig.preset:
-        print(f"wganlab: no --preset for --data {config.data}: using {config.preset}, "
-              f"{PRESET_DESCRIPTIONS[config.preset]}", file=sys.stderr)
+        chosen = (f"wganlab: no --preset for --data {config.data}: using {config.preset}, "
+                  f"{PRESET_DESCRIPTIONS[config.preset]}")
     if not args.resume:  # a run folder names its data by absolute path: it resumes from any folder
         if config.data not in DATASETS and Path(config.data).expanduser().exists():
             config.data = str(Path(config.data).expanduser().resolve())
         if config.data_dir:
             config.data_dir = str(Path(config.data_dir).expanduser().resolve())
     if args.dry_run:
+        if chosen:
+            print(chosen, file=sys.stderr)
         print(config.to_json())
         return 0
     with process_group(config.device):
@@ -168,7 +171,7 @@ def train(args) -> int:
         else:
             out = Path(args.out) if args.out else next_run_dir("runs", f"{config.preset}-{config.data}")
             out = Path(broadcast_from_rank0(str(out)))
-        callbacks = []
+        callbacks = [_SayOnce(chosen)] if chosen and rank() == 0 else []
         if args.strict and launched_by_torchrun():
             raise UsageError("--strict cannot stop one rank of a torchrun job alone (the others would wait for it); "
                              "run the doctor afterwards with 'wganlab doctor RUN_DIR'")
@@ -309,4 +312,15 @@ def compare(args) -> int:
     print(f"compared {len(args.runs)} runs: {out}")
     return 0
 
+
+class _SayOnce:
+    """A Trainer callback printing one line to stderr with the run's first record."""
+
+    def __init__(self, line: str):
+        self.line = line
+
+    def on_record(self, trainer, record: dict) -> None:
+        if self.line:
+            print(self.line, file=sys.stderr, flush=True)
+            self.line = ""
 

@@ -240,11 +240,7 @@ class Trainer(TrainerState, Telemetry):
             return None
         if CONSTRAINTS[self.constraint.name].adds_penalty and self.constraint.penalty_of_norms is None:
             return None
-        critic = self.critic  # an image MLP critic is Flatten then the MLP: the step flattens the batches
-        if (isinstance(critic, torch.nn.Sequential) and len(critic) == 2 and type(critic[0]) is torch.nn.Flatten
-                and critic[0].start_dim == 1 and not (critic._forward_hooks or critic._forward_pre_hooks)):
-            critic = critic[1]
-        return mlp_layers(critic)
+        return mlp_layers(self.critic)
 
     @torch.no_grad()
     def _critic_gradients_by_hand(self, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None):
@@ -252,8 +248,6 @@ class Trainer(TrainerState, Telemetry):
         layers, slopes = self._critic_layers
         weights, biases = self._critic_views
         penalty = self.constraint.penalty_of_norms
-        real, fake = real.flatten(1), fake.flatten(1)  # images meet the MLP as vectors, as through its Flatten
-        eps = None if eps is None else eps.reshape(len(eps), 1)
         grads = step.hand_written_critic_gradients(
             self.objective, weights, biases, slopes, real.unsqueeze(0), fake.unsqueeze(0),
             None if eps is None else eps.unsqueeze(0), None if penalty is None else lambda norms: penalty(norms[0]),
