@@ -19,6 +19,7 @@ same seed gives the same losses (``tests/test_speed.py`` checks it): the two loo
 same mathematics and differ only in how.
 
     python benchmarks/naive_loop.py --preset wgan-gp --steps 50
+    python benchmarks/naive_loop.py --mnist --steps 200     # the MNIST MLP workload (mnist_workload)
 """
 
 from __future__ import annotations
@@ -135,14 +136,55 @@ class NaiveWGANGP:
             self.G.train()
 
 
+def mnist_workload(seed: int = 0, data_dir: str = "") -> NaiveWGANGP:
+    """The MLP WGAN-GP on MNIST of the popular example repositories, written their way: G
+    100-128-256-512-1024-784 with BatchNorm (``BatchNorm1d(n, 0.8)``, which sets eps = 0.8, as
+    they write it), LeakyReLU 0.2, tanh; D 784-512-256-1; batch 64, Adam 2e-4 (0.5, 0.999),
+    n_critic 5, lambda 10, the real batches from a shuffling DataLoader over the training digits."""
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from wganlab.data.images import mnist_dataset
+
+    config = resolve("wgan-gp-mnist", dict(latent_dim=100, batch_size=64, lr_g=2e-4, lr_d=2e-4, beta1=0.5,
+                                           beta2=0.999, n_critic=5, gp_weight=10.0, seed=seed, data_dir=data_dir))
+    torch.manual_seed(seed)
+
+    def block(n_in, n_out, normalize=True):
+        return [nn.Linear(n_in, n_out), *([nn.BatchNorm1d(n_out, 0.8)] if normalize else []), nn.LeakyReLU(0.2)]
+
+    generator = nn.Sequential(*block(100, 128, normalize=False), *block(128, 256), *block(256, 512),
+                              *block(512, 1024), nn.Linear(1024, 784), nn.Tanh(), nn.Unflatten(1, (1, 28, 28)))
+    critic = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256),
+                           nn.LeakyReLU(0.2), nn.Linear(256, 1))
+    loader = DataLoader(TensorDataset(mnist_dataset(data_dir).images), batch_size=64, shuffle=True, drop_last=True,
+                        generator=torch.Generator().manual_seed(seed))
+    batches = iter(())
+
+    def sample_real(n, rng):
+        nonlocal batches
+        batch = next(batches, None)
+        if batch is None:  # a new epoch, reshuffled
+            batches = iter(loader)
+            batch = next(batches)
+        return batch[0]
+
+    return NaiveWGANGP(config, generator=generator, critic=critic, sample_real=sample_real)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="wgan-gp")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hidden", type=int, default=None, help="width of both MLPs (default: the preset's)")
+    parser.add_argument("--mnist", action="store_true", help="the MNIST workload of the example repositories "
+                        "(mnist_workload); --preset and --hidden are then unused")
     args = parser.parse_args(argv)
-    loop = NaiveWGANGP(resolve(args.preset, {"seed": args.seed, "hidden": args.hidden}))
+    if args.mnist:
+        loop = mnist_workload(args.seed)
+    else:
+        loop = NaiveWGANGP(resolve(args.preset, {"seed": args.seed, "hidden": args.hidden}))
     started = time.perf_counter()
     loop.train(args.steps)
     elapsed = time.perf_counter() - started

@@ -74,3 +74,20 @@ def test_bf16_run_trains_with_finite_statistics():
 def test_unknown_precision_is_refused_naming_the_choices():
     with pytest.raises(ConfigError, match="precision.*fp32, bf16"):
         resolve(None, {"precision": "fp16"})
+
+
+def test_the_naive_mnist_workload_is_the_example_repositories_nets_on_shuffled_real_digits():
+    from wganlab.data.mnist import mnist_available
+
+    if not mnist_available():
+        pytest.skip("MNIST not fetched: run 'wganlab data fetch mnist'")
+    loop = _naive_loop_module().mnist_workload(seed=0)
+    widths = [m.out_features for m in loop.G.modules() if isinstance(m, torch.nn.Linear)]
+    assert widths == [128, 256, 512, 1024, 784]
+    assert [m.out_features for m in loop.D.modules() if isinstance(m, torch.nn.Linear)] == [512, 256, 1]
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in loop.G.modules()) == 3
+    first, second = loop.sample_real(64, None), loop.sample_real(64, None)
+    assert first.shape == (64, 1, 28, 28) and not torch.equal(first, second)
+    assert (loop.config.batch_size, loop.config.n_critic, loop.config.beta2, loop.config.lr_g) == (64, 5, 0.999, 2e-4)
+    loop.train(2)
+    assert len(loop.d_costs) == 10 and loop.sample(8).shape == (8, 1, 28, 28)
