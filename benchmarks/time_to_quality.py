@@ -1,6 +1,7 @@
 """Wall time to the ring8 bar: the default ``wganlab train`` against the naive loop.
 
     python benchmarks/time_to_quality.py                 # seed 0, naive loop cut at 400 s
+    python benchmarks/time_to_quality.py --mnist --seeds 0 1 2 --plot docs/fid-vs-time.png
 
 The bar is the foundation issue's: 8/8 modes, >= 90% high-quality samples, reverse KL <= 0.1
 (PacGAN protocol, 2,500 samples). The default run evaluates every 500 steps and its clock
@@ -9,6 +10,11 @@ WGAN-GP (``--preset wgan-gp``: 3x512 MLPs, lambda 10, Adam 1e-4 (0.5, 0.9), n_cr
 EMA) as example repositories do and is scored every ``--check-every`` seconds with its clock
 paused while it is scored. Both times are printed; a loop that never reaches the bar prints
 its budget as a lower bound.
+
+``--mnist``: the image rows (``mnist_rows``): ``wganlab train --data mnist`` as a whole
+process against the example repositories' MLP WGAN-GP on MNIST (``naive_loop.mnist_workload``),
+on the same real digits, alternated per seed: wall time to FID 100 / 50 / 25 and each one's
+FID at 1, 2, 5 and 10 minutes.
 """
 
 from __future__ import annotations
@@ -74,7 +80,18 @@ def main(argv=None) -> int:
     parser.add_argument("--check-every", type=float, default=30.0, help="score the naive loop every N s")
     parser.add_argument("--naive-preset", default="wgan-gp")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (both loops)")
+    parser.add_argument("--mnist", action="store_true", help="the MNIST rows (FID against wall time)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="--mnist: seeds (default: --seed)")
+    parser.add_argument("--default-budget", type=float, default=1200.0,
+                        help="--mnist: seconds of `wganlab train --data mnist` (default 1200: its 20-minute figure)")
+    parser.add_argument("--plot", default=None, help="--mnist: draw FID against wall time into this PNG")
+    parser.add_argument("--json", default=None, help="--mnist: write both curves of every seed to this file")
     args = parser.parse_args(argv)
+    if args.mnist:
+        from time_to_quality_mnist import mnist_rows
+
+        budget = args.budget if "--budget" in (argv if argv is not None else sys.argv) else 600.0
+        return mnist_rows(args.seeds or [args.seed], args.default_budget, budget, args.check_every, args.plot, args.json)
 
     seconds, result = time_default(args.seed, args.device)
     print(f"wganlab train (default preset): bar {'met at ' + format(seconds, '.1f') + ' s' if seconds else 'NOT met'}; "

@@ -201,11 +201,11 @@ def test_mnist_modes(quick):
     # NS-GAN with lr_g = 10 lr_d: every sample is called one digit (KL = log 10)
     assert collapsing["class_kl"] == pytest.approx(math.log(10), abs=0.05)
     assert collapsing["classes_above_2pct"] <= 2
-    # WGAN-GP after 200 steps: every digit, near-uniform
-    assert 0.15 < wgan["class_kl"] < 0.4 and wgan["classes_above_2pct"] >= 9  # measured 0.263, 10
+    # the image default after 600 steps: every digit, near-uniform (measured 0.160, 10; FID 381)
+    assert 0.05 < wgan["class_kl"] < 0.4 and wgan["classes_above_2pct"] >= 9
     # the collapse is of the samples themselves, not of the classifier's reading: their spread
-    # across z is a fraction of WGAN-GP's, and their FID is several times worse
-    assert collapsing["sample_spread"] < 0.5 * wgan["sample_spread"]
+    # across z is a fraction of WGAN-GP's (measured 0.42 against 0.86), their FID several times worse
+    assert collapsing["sample_spread"] < 0.6 * wgan["sample_spread"]
     assert collapsing["fid"] > 2 * wgan["fid"]
     assert outcome["passed"]
 

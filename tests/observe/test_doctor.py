@@ -6,6 +6,7 @@ import pytest
 
 from wganlab.cli import main
 from wganlab.config import ConfigError, resolve
+from wganlab.data.mnist import mnist_available
 from wganlab.observe.detectors import DETECTORS, context_of, diagnose, exploding_gradients, mode_collapse, non_finite
 from wganlab.observe.detectors import oscillation, too_short_text, vanishing_generator_gradient
 from wganlab.observe.doctor import Doctor
@@ -238,3 +239,22 @@ def test_a_run_too_short_for_the_detectors_says_so_instead_of_no_findings():
     assert "[doctor] too short to judge: vanishing_gradient (3 of" in doctor.stream.getvalue()
     # the class histogram judges mode collapse from one evaluation: not listed as too short then
     assert "mode_collapse" not in (too_short_text([_eval_line(10, [5] * 10)], {"wasserstein": True}) or "")
+
+
+needs_mnist = pytest.mark.skipif(not mnist_available(), reason="MNIST not fetched: run 'wganlab data fetch mnist'")
+
+
+@needs_mnist
+def test_the_mnist_modes_collapsing_run_gets_a_mode_collapse_finding_naming_the_classes_it_kept():
+    from wganlab.experiments.mnist_modes import COLLAPSING
+
+    preset, overrides = COLLAPSING  # the experiment's collapsing NS-GAN (lr_g = 10 lr_d), short
+    doctor, summary = _doctor_run(preset, dict(net="mlp", hidden=128, depth=2, latent_dim=64, steps=200, seed=0,
+                                               log_every=50, eval_every=100, eval_samples=1000, held_out=256,
+                                               threads=2, **overrides))
+    found = {f.detector: f for f in doctor.findings}
+    assert "mode_collapse" in found, [f.text() for f in doctor.findings]
+    kept = found["mode_collapse"].evidence["classes kept"].split()
+    assert 1 <= len(kept) <= 5 and all(k.isdigit() for k in kept), kept
+    assert summary["classes_covered"] <= 6  # what the histogram says, beside what the doctor said
+

@@ -91,3 +91,19 @@ def test_the_naive_mnist_workload_is_the_example_repositories_nets_on_shuffled_r
     assert (loop.config.batch_size, loop.config.n_critic, loop.config.beta2, loop.config.lr_g) == (64, 5, 0.999, 2e-4)
     loop.train(2)
     assert len(loop.d_costs) == 10 and loop.sample(8).shape == (8, 1, 28, 28)
+
+
+def test_the_mnist_time_to_quality_rows_read_a_curve_as_first_crossing_and_last_seen():
+    import sys
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec = importlib.util.spec_from_file_location("time_to_quality_mnist", BENCHMARKS / "time_to_quality_mnist.py")
+        rows = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(rows)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    curve = [(20.0, 300.0), (45.0, 90.0), (70.0, 60.0), (130.0, 48.0), (310.0, 24.0)]
+    assert rows.first_time(curve, 100.0) == 45.0 and rows.first_time(curve, 50.0) == 130.0
+    assert rows.first_time(curve, 10.0) is None  # never reached: reported as such, not as the budget
+    assert rows.fid_at(curve, 60.0) == 90.0 and rows.fid_at(curve, 300.0) == 48.0 and rows.fid_at(curve, 10.0) is None
