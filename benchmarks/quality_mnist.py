@@ -35,6 +35,7 @@ from wganlab.api import load_generator  # noqa: E402
 from wganlab.config import resolve  # noqa: E402
 from wganlab.data import make_dataset  # noqa: E402
 from wganlab.metrics.images import evaluate_images  # noqa: E402
+from wganlab.runs.folder import RunFolder  # noqa: E402
 
 COLUMNS = ("fid", "kid", "class_kl", "classes_covered", "modes_captured", "mode_kl")
 GOALS = {("mnist", 300): "FID <= 15, class KL <= 0.01, 10/10", ("mnist", 1200): "FID <= 8",
@@ -57,8 +58,7 @@ def train_whole_process(data: str, seconds: float, preset: str | None, seed: int
     started = time.perf_counter()
     subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")})
     wall = time.perf_counter() - started
-    summary = json.loads((out / "summary.json").read_text())
-    return {**summary, "process_s": wall}
+    return {**RunFolder(out).read_summary(), "process_s": wall}
 
 
 def rescore_stacked(out: Path, n: int, seed: int) -> dict:

@@ -13,18 +13,17 @@ the naive loop.
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from naive_loop import mnist_workload
+from quality_mnist import train_whole_process
 
 from wganlab.config import resolve
 from wganlab.data import make_dataset
 from wganlab.metrics.images import evaluate_images
+from wganlab.runs.folder import RunFolder
 
 BARS = (100.0, 50.0, 25.0)
 MARKS = (60.0, 120.0, 300.0, 600.0, 1200.0)
@@ -33,13 +32,9 @@ MARKS = (60.0, 120.0, 300.0, 600.0, 1200.0)
 def default_curve(seed: int, budget: float, out: Path) -> list[tuple[float, float]]:
     """(seconds since the process started, FID) at each evaluation of ``wganlab train --data mnist``,
     trained into the run folder ``out`` (kept: its grids/ hold the samples at each evaluation)."""
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "wganlab", "train", "--data", "mnist", "--max-seconds", str(budget),
-                    "--seed", str(seed), "--out", str(out), "--overwrite", "--no-progress"],
-                   check=True, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")})
-    process = time.perf_counter() - started
-    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    trained = json.loads((out / "summary.json").read_text())["wall_seconds"]
+    summary = train_whole_process("mnist", budget, None, seed, out)
+    process, trained = summary["process_s"], summary["wall_seconds"]
+    records = RunFolder(out).read_metrics()
     overhead = max(0.0, process - trained)  # start-up and finish, charged to every evaluation
     return [(r["time"] + overhead, r["fid"]) for r in records if r.get("kind") == "eval" and "fid" in r]
 
