@@ -127,6 +127,15 @@ def test_short_runs_compute_what_the_flat_layout_computed(name, tmp_path, capsys
     _same_records(_records(out / "metrics.jsonl"), _records(DATA / "reference" / f"{name}.jsonl"), rel=1e-4)
 
 
+def test_pack_1_computes_what_the_flat_layout_computed(tmp_path):
+    # packing (PacGAN) with m = 1 is today's run: the stored reference, from before packing existed
+    out = tmp_path / "pack1"
+    args = SHORT_RUNS["default-60"] + ["--eval-samples", "500", "--w1-samples", "500", "--threads", "2",
+                                       "--logger", "jsonl", "--pack", "1"]
+    assert main(["train", "--seed", "0", "--no-progress", "--out", str(out), *args]) == 0
+    _same_records(_records(out / "metrics.jsonl"), _records(DATA / "reference" / "default-60.jsonl"), rel=1e-4)
+
+
 def _train(tree: Path, out: Path, args: list[str]) -> list[dict]:
     env = dict(os.environ, PYTHONPATH=str(tree / "src"))
     done = subprocess.run([sys.executable, "-m", "wganlab", "train", "--seed", "0", "--no-progress", "--out", str(out),

@@ -45,7 +45,8 @@ def probe_critic(trainer, steps: int = PROBE_STEPS, seed: int = 0) -> dict:
     for _ in range(steps):
         real = trainer.dataset.sample(batch, generator=rng).to(trainer.device)
         fake = trainer.generate(torch.randn(batch, trainer.config.latent_dim, generator=rng).to(trainer.device))
-        terms = step.critic_terms(trainer.objective, trainer.constraint, critic, real, fake, rng)
+        terms = step.critic_terms(trainer.objective, trainer.constraint, critic, real, fake, rng,
+                                  pack=trainer.config.pack)
         step.critic_update(terms, trainer.constraint, critic, optimizer)
     after = estimate()
     gain = (after - before) / max(abs(after), 1e-8)

@@ -25,6 +25,7 @@ from importlib.resources import files
 
 import torch
 
+from wganlab.core.packing import score_points
 from wganlab.metrics.headline import headline_of
 
 HOST = "127.0.0.1"  # never another interface: the page exposes the run to whoever can reach it
@@ -50,7 +51,7 @@ def generator_push(trainer, points: torch.Tensor) -> torch.Tensor:
     """
     x = points.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        loss = trainer.objective.generator(trainer.critic(x)) * len(x)
+        loss = trainer.objective.generator(score_points(trainer.critic, x)) * len(x)
         (gradient,) = torch.autograd.grad(loss, x)
     return -gradient
 
@@ -137,7 +138,7 @@ class LiveView:
         xs = torch.linspace(x0, x1, self.resolution)
         ys = torch.linspace(y1, y0, self.resolution)  # row 0 is the top of the picture
         grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2).to(trainer.held_real.device)
-        heat = trainer.critic(grid).reshape(self.resolution, self.resolution)
+        heat = score_points(trainer.critic, grid).reshape(self.resolution, self.resolution)
         push = generator_push(trainer, fake[: self.arrows])
         return {"bounds": self._bounds, "real": _rounded(real), "fake": _rounded(fake),
                 "heat": _rounded(heat), "arrows": _rounded(push)}

@@ -20,6 +20,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from wganlab.config import TrainConfig, validate
 from wganlab.core.constraints import CONSTRAINTS, interpolation_weights
 from wganlab.core.critic_gradients import mlp_layers
+from wganlab.core.packing import PackedCritic, pack_samples
 from wganlab.core.schedules import linear_decay
 from wganlab.core.update_rules import make_update_rule
 from wganlab.data import make_dataset
@@ -85,6 +86,10 @@ class Trainer(TrainerState, Telemetry):
             raise ValueError(f"batch_size {config.batch_size} does not split over {self.world_size} processes; "
                              f"give a multiple of {self.world_size}")
         self.local_batch = config.batch_size // self.world_size  # batch_size is the global batch
+        if self.local_batch % config.pack:
+            raise ValueError(f"each of the {self.world_size} processes' batch of {self.local_batch} samples must be "
+                             f"a multiple of pack {config.pack}; give a batch_size that is a multiple of "
+                             f"{self.world_size * config.pack}")
 
         random.seed(config.seed)
         np.random.seed(config.seed)
@@ -215,20 +220,23 @@ class Trainer(TrainerState, Telemetry):
         noise = self.draw_noise(self.local_batch)
         if self._critic_layers is None or self.constraint.penalty_of_norms is None:
             return real, noise, None
-        return real, noise, interpolation_weights(real, self.rng)
+        return real, noise, interpolation_weights(pack_samples(real, self.config.pack), self.rng)  # one per pack
 
     def _critic_update(self, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None) -> dict:
+        pack = self.config.pack
         if self._critic_layers is not None:
-            scores, losses, penalty_stats = self._critic_gradients_by_hand(real, fake, eps)
+            scores, losses, penalty_stats = self._critic_gradients_by_hand(pack_samples(real, pack),
+                                                                          pack_samples(fake, pack), eps)
             self.opt_d.step()
             projection_stats = self.constraint.project(self.critic)
         else:
             with autocast(self.config, self.device):
-                terms = step.critic_terms(self.objective, self.constraint, self.critic_train, real, fake, self.rng)
+                terms = step.critic_terms(self.objective, self.constraint, self.critic_train, real, fake, self.rng,
+                                          pack=pack)
             scores, losses, penalty_stats = terms.scores, terms.losses, terms.penalty_stats
             projection_stats = step.critic_update(terms, self.constraint, self.critic, self.opt_d)
         return {"d_loss": losses.total.detach(), "d_real": losses.real.detach(), "d_fake": losses.fake.detach(),
-                **self._accuracy(scores.detach(), self.local_batch), **penalty_stats, **projection_stats,
+                **self._accuracy(scores.detach(), self.local_batch // pack), **penalty_stats, **projection_stats,
                 **self.objective.after_critic_step()}
 
     def _hand_written_critic(self):
@@ -240,7 +248,7 @@ class Trainer(TrainerState, Telemetry):
             return None
         if CONSTRAINTS[self.constraint.name].adds_penalty and self.constraint.penalty_of_norms is None:
             return None
-        return mlp_layers(self.critic)
+        return mlp_layers(self.critic.net if isinstance(self.critic, PackedCritic) else self.critic)
 
     @torch.no_grad()
     def _critic_gradients_by_hand(self, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None):
@@ -260,7 +268,7 @@ class Trainer(TrainerState, Telemetry):
     def critic_terms(self, score, real: torch.Tensor, fake: torch.Tensor) -> step.CriticTerms:
         """The run's critic loss of ``score`` on (real, fake): its objective plus its penalty,
         drawing from the run's stream (the unrolled rule's differentiable critic steps)."""
-        return step.critic_terms(self.objective, self.constraint, score, real, fake, self.rng)
+        return step.critic_terms(self.objective, self.constraint, score, real, fake, self.rng, pack=self.config.pack)
 
     def _accuracy(self, scores: torch.Tensor, batch: int) -> dict:
         """D's accuracy on this step's batch at the objective's decision point (device tensor)."""

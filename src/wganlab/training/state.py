@@ -115,7 +115,8 @@ class TrainerState:
 
     # what must match between a checkpoint's config and the run resuming it
     _ARCHITECTURE_KEYS = ("objective", "constraint", "optimizer", "update_rule", "latent_dim", "hidden", "depth",
-                          "generator_batch_norm", "critic_norm", "net", "data", "ema")
+                          "generator_batch_norm", "critic_norm", "net", "data", "ema", "pack", "critic_hidden",
+                          "critic_depth", "maxout_pieces")
 
     def load_state_dict(self, state: dict) -> None:
         """Restores a :meth:`state_dict`; refuses one from another architecture with a clear error."""

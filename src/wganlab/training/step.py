@@ -19,17 +19,19 @@ import torch
 from wganlab.core.constraints import Constraint
 from wganlab.core.critic_gradients import critic_step_gradients
 from wganlab.core.objectives import CriticLoss, Objective
+from wganlab.core.packing import pack_samples
 
 
 class CriticTerms(NamedTuple):
     total: torch.Tensor  # the loss to differentiate: the objective's critic loss plus the penalty
     losses: CriticLoss  # the objective's part, with its real and fake halves
     penalty_stats: dict  # the constraint's statistics (tensors)
-    scores: torch.Tensor  # (2B, 1) scores of real then fake, in fp32
+    scores: torch.Tensor  # (2B/pack, 1) scores of real then fake (packs under packing), in fp32
 
 
 def critic_terms(objective: Objective, constraint: Constraint | None, score: Callable, real: torch.Tensor,
-                 fake: torch.Tensor, rng: torch.Generator | None = None, penalty: Callable | None = None) -> CriticTerms:
+                 fake: torch.Tensor, rng: torch.Generator | None = None, penalty: Callable | None = None,
+                 pack: int = 1) -> CriticTerms:
     """One critic step's loss.
 
     Args:
@@ -39,7 +41,11 @@ def critic_terms(objective: Objective, constraint: Constraint | None, score: Cal
         rng: the stream the constraint draws its interpolation weights from.
         penalty: (score, real, fake) -> (value, stats) in place of ``constraint.penalty``
             (the sweep's per-run penalty at interpolation weights drawn before).
+        pack: PacGAN's m (``wganlab.core.packing``): real and fake are packed first, so the
+            objective sees one score per pack and the penalty is taken at packed interpolates
+            (one weight per packed sample); ``score`` must then take packed batches.
     """
+    real, fake = pack_samples(real, pack), pack_samples(fake, pack)
     batch = real.shape[0]
     # One forward over real and fake: critics with no batch statistics give the same function
     # at one kernel launch per layer instead of two.

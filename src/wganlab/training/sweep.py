@@ -76,6 +76,8 @@ def _check_supported(config: TrainConfig) -> None:
                           "set generator_batch_norm=false or use wganlab train")
     if config.precision != "fp32":
         raise ConfigError("sweep runs in fp32 only; drop --precision")
+    if config.pack != 1:
+        raise ConfigError(f"sweep does not stack packed critics (pack {config.pack}); use wganlab train for pack > 1")
     # what the stacked loop implements; anything else would be trained as something it is not
     if config.constraint not in ("none", "gradient-penalty", "clip"):
         raise ConfigError(f"sweep stacks the constraints none, gradient-penalty and clip, got {config.constraint!r}; "

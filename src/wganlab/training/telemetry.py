@@ -13,6 +13,7 @@ import math
 import torch
 
 from wganlab.core.constraints import critic_input_gradient_norms
+from wganlab.core.packing import pack_samples, score_points
 from wganlab.metrics.headline import BY_KEY, headline_of
 from wganlab.metrics.toy import evaluate_toy
 from wganlab.training.state import NonFiniteError
@@ -86,7 +87,12 @@ class Telemetry:
             "param_norm_d": torch.linalg.vector_norm(torch.cat([p.detach().flatten() for p in self.critic.parameters()])),
             "sample_spread": torch.pdist(fake.flatten(1)).mean() / torch.pdist(real.flatten(1)).mean().clamp_min(1e-12),
         }
-        # Fixed interpolation weights: the measurement must not draw from the training stream.
+        # Fixed interpolation weights: the measurement must not draw from the training stream. Under
+        # packing the norms are taken at packed interpolates, as the penalty takes them.
+        pack = self.config.pack
+        if pack > 1:
+            keep = n // pack * pack
+            real, fake, n = pack_samples(real[:keep], pack), pack_samples(fake[:keep], pack), keep // pack
         eps = torch.rand(n, *([1] * (real.dim() - 1)), generator=torch.Generator().manual_seed(self.config.seed))
         points = (eps.to(self.device) * real + (1 - eps.to(self.device)) * fake).requires_grad_(True)
         with torch.enable_grad():
@@ -149,6 +155,6 @@ class Telemetry:
         xs = torch.linspace(float(low[0] - pad[0]), float(high[0] + pad[0]), resolution)
         ys = torch.linspace(float(low[1] - pad[1]), float(high[1] + pad[1]), resolution)
         grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)
-        values = self.critic(grid.to(self.device)).reshape(resolution, resolution).cpu()
+        values = score_points(self.critic, grid.to(self.device)).reshape(resolution, resolution).cpu()
         return xs.numpy(), ys.numpy(), values.numpy()
 
