@@ -258,3 +258,21 @@ def test_train_on_grid25_without_a_preset_names_the_preset_it_uses(capsys):
     assert main(["train", "--data", "grid25", "--preset", "wgan-gp-2d", "--dry-run"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["preset"] == "wgan-gp-2d" and "no --preset" not in err
+
+
+def test_sample_refine_prints_the_plain_generator_first_and_raises_high_quality(tmp_path, capsys):
+    # a short ring8 run (not yet sharp): rejection on its calibrated critic keeps the samples on modes
+    out = tmp_path / "run"
+    assert main(["train", "--steps", "600", "--eval-every", "0", "--seed", "0", "--out", str(out),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    refined = tmp_path / "refined.npy"
+    assert main(["sample", "--run", str(out), "--n", "2500", "--out", str(refined), "--refine", "drs"]) == 0
+    captured = capsys.readouterr()
+    lines = [line for line in captured.out.splitlines() if "high quality" in line]
+    assert lines[0].startswith("plain generator") and lines[1].startswith("refined (drs)")
+    figures = [dict(modes=int(line.split("modes ")[1].split(",")[0]),
+                    hq=float(line.split("high quality ")[1].split("%")[0])) for line in lines]
+    assert figures[1]["hq"] > figures[0]["hq"] and figures[1]["modes"] >= figures[0]["modes"], lines
+    assert "refined (drs) samples" in captured.out and "acceptance" in captured.err
+    assert np.load(refined).shape == (2500, 2)

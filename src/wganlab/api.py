@@ -198,6 +198,60 @@ def load_generator(run_dir: str | Path):
     return sample
 
 
+def load_critic(run_dir: str | Path) -> torch.nn.Module:
+    """The critic of a run's newest checkpoint, in eval mode (it is trained against the raw
+    generator; ``refine_samples`` recalibrates it for the reported one)."""
+    from wganlab.data import data_shape
+    from wganlab.training.build import build_critic
+
+    run = RunFolder(run_dir)
+    config = run.read_config()
+    file, state, _ = run.load_latest_checkpoint()
+    critic = build_critic(config, run.generator_data_shape() or data_shape(config))
+    try:
+        critic.load_state_dict(state["critic"])
+    except (KeyError, RuntimeError) as error:
+        first = str(error).strip().splitlines()[0]
+        raise RunFolderError(f"{file} holds no critic that fits the run's config.json ({first})") from None
+    return critic.eval()
+
+
+def refine_samples(run_dir: str | Path, n: int, seed: int = 0, gamma: float = 0.0,
+                   calibration: int = 2500) -> tuple[np.ndarray, dict]:
+    """``n`` samples of a run folder's generator kept by discriminator rejection sampling on its
+    critic, and the sampler's statistics (see :func:`refine`)."""
+    from wganlab.data import make_dataset
+
+    config = RunFolder(run_dir).read_config()
+    return refine(load_generator(run_dir), load_critic(run_dir), make_dataset(config), n, seed, gamma, calibration)
+
+
+def refine(sampler, critic, dataset, n: int, seed: int = 0, gamma: float = 0.0,
+           calibration: int = 2500) -> tuple[np.ndarray, dict]:
+    """Discriminator rejection sampling (``wganlab.core.refinement``, Azadi et al. 2019) of
+    ``sampler(count, seed=...) -> numpy samples`` on ``critic``: its scores Platt-calibrated on
+    ``calibration`` real samples of ``dataset`` and as many generated. The generator is
+    untouched; these are refined samples, to be reported as such beside the plain ones."""
+    from wganlab.core.packing import score_points
+    from wganlab.core.refinement import platt_scaling, rejection_sample
+
+    real = dataset.sample(calibration, generator=torch.Generator().manual_seed(seed + 1)).float()
+    fake = torch.from_numpy(np.asarray(sampler(calibration, seed=seed + 1_000_000)))
+    device = next(critic.parameters()).device
+    with torch.no_grad():
+        def scores(x):
+            return score_points(critic, x.to(device)).reshape(-1).double().cpu()
+
+        a, b = platt_scaling(scores(real), scores(fake))
+
+        def draw(count: int, draw_seed: int):
+            samples = torch.from_numpy(np.asarray(sampler(count, seed=draw_seed)))
+            return samples, a * scores(samples) + b
+
+        samples, stats = rejection_sample(draw, n, seed=seed + 2_000_000, gamma=gamma)
+    return samples.numpy(), {"method": "drs", "calibration": {"a": a, "b": b}, "gamma": gamma, **stats}
+
+
 # -- the public Python API -----------------------------------------------------------------------
 class Run:
     """A trained GAN: its config, final metrics, training records and a sampler.

@@ -237,10 +237,35 @@ def sample(args) -> int:
     _refuse_too_large("--n", args.n, args.n * sampler.floats_per_sample * 4 * 3)
     print(f"wganlab: drawing {args.n} samples from {args.run}", file=sys.stderr, flush=True)
     samples = sampler(args.n, seed=args.seed)
+    if args.refine:
+        samples = _refined(args, samples)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, samples)
-    print(f"wrote {args.n} samples of shape {tuple(samples.shape)} to {out}")
+    what = "refined (drs) " if args.refine else ""
+    print(f"wrote {args.n} {what}samples of shape {tuple(samples.shape)} to {out}")
     return 0
+
+
+def _refined(args, plain):
+    """--refine: the plain generator's figures first (toy data), then the refined samples' beside them."""
+    from wganlab.api import refine_samples
+    from wganlab.runs.folder import RunFolder
+
+    refined, stats = refine_samples(args.run, args.n, seed=args.seed, gamma=args.gamma)
+    config = RunFolder(args.run).read_config()
+    rows = [("plain generator", plain), ("refined (drs)", refined)]
+    if config.data in DATASETS and DATASETS[config.data].kind == "toy":
+        from wganlab.data.toy import make_toy
+        from wganlab.metrics.toy import evaluate_toy
+
+        dataset = make_toy(config.data, **{key: getattr(config, key) for key in dataset_params()})
+        for label, samples in rows:
+            scores = evaluate_toy(samples, dataset, n_real=2000, seed=args.seed)
+            print(f"{label:16s} modes {scores['modes_captured']}, high quality {scores['high_quality_fraction']:.1%}, "
+                  f"reverse KL {scores['reverse_kl']:.3f}, W1 {scores['w1']:.3f}")
+    print(f"refined (drs): acceptance {stats['acceptance']:.1%} of {stats['drawn']} candidates, critic calibrated "
+          f"as d = {stats['calibration']['a']:.3g} f(x) + {stats['calibration']['b']:.3g}", file=sys.stderr)
+    return refined
 
 
 def eval(args) -> int:

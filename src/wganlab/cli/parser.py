@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--n", type=int, default=2500)
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", required=True, help="output .npy file")
+    sample.add_argument("--refine", choices=["drs"], default=None,
+                        help="critic-guided sampling after training: drs (discriminator rejection sampling, "
+                             "Azadi et al. 2019, on the run's Platt-calibrated critic); the samples written are "
+                             "refined, and the plain generator's figures are printed first")
+    sample.add_argument("--gamma", type=float, default=0.0,
+                        help="--refine: DRS's shift of the acceptance (0: exact rejection; > 0 accepts more)")
 
     evaluate = sub.add_parser("eval", help="score a .npy file of samples against a built-in distribution",
                               formatter_class=_Formatter)
