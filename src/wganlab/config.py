@@ -90,6 +90,14 @@ class TrainConfig:
     critic_norm: str = _key("none", "critic normalisation: none | layer (LayerNorm; a per-sample GroupNorm in the "
                             "conv critic) | batch (BatchNorm: MLP critic only, never with an input-gradient "
                             "penalty)", CRITIC_NORMS)
+    critic_hidden: int = _key(0, "units per hidden layer of the MLP critic (0: hidden, as the generator)")
+    critic_depth: int = _key(0, "hidden layers of the MLP critic (0: depth, as the generator)")
+    maxout_pieces: int = _key(0, "> 1: the MLP critic's hidden units are maxout units of this many pieces "
+                              "(PacGAN's 2D discriminator: 5); 0: leaky-ReLU units")
+    init_std: float = _key(0.0, "> 0: both nets' weights start N(0, init_std^2) and their biases 0 (PacGAN: "
+                           "0.02); 0: torch's default initialisation")
+    pack: int = _key(1, "PacGAN packing: the critic scores this many samples concatenated, one score per pack "
+                     "(1: no packing); batch_size and held_out must be multiples of it")
     # data
     data: str = _key("ring8", "training data", DATASETS, also=_DATA_FILES)
     radius: float | None = _key(None, "ring radius (ring8)")
@@ -276,6 +284,11 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("max_rollbacks", config.max_rollbacks >= 0, "must be >= 0"),
         ("held_out", config.held_out >= 1, "must be >= 1"),
         ("unroll_steps", config.unroll_steps >= 0, "must be >= 0 (0: no unrolling)"),
+        ("pack", config.pack >= 1, "must be >= 1 (1: no packing)"),
+        ("critic_hidden", config.critic_hidden >= 0, "must be >= 0 (0: hidden)"),
+        ("critic_depth", config.critic_depth >= 0, "must be >= 0 (0: depth)"),
+        ("maxout_pieces", config.maxout_pieces >= 0 and config.maxout_pieces != 1, "must be 0 (off) or >= 2"),
+        ("init_std", config.init_std >= 0, "must be >= 0 (0: torch's default initialisation)"),
     ]
     for key, ok, rule in rules:
         if not ok:
@@ -285,6 +298,10 @@ def validate(config: TrainConfig) -> TrainConfig:
         raise ConfigError(f"ddp_static_graph cannot be used with the {config.constraint} constraint: DDP's static "
                           f"graph skips the gradient all-reduce when a penalty's double backward runs, so ranks "
                           f"silently diverge; leave ddp_static_graph false")
+    for key in ("batch_size", "held_out"):
+        if config.pack > 1 and getattr(config, key) % config.pack:
+            raise ConfigError(f"{key} {getattr(config, key)} is not a multiple of pack {config.pack}: the critic "
+                              f"scores packs of {config.pack} samples; give a multiple of {config.pack}")
     if config.unroll_steps and config.update_rule != "alternating":
         raise ConfigError(f"unroll_steps > 0 runs its own update rule; set update_rule = \"alternating\", "
                           f"got {config.update_rule!r}")

@@ -85,6 +85,28 @@ def mlp_critic(data_dim: int, hidden: int, depth: int, norm: str = "none") -> ML
     return MLP(data_dim, 1, hidden, depth, norm=norm, activation=MaskedLeakyReLU)
 
 
+class Maxout(nn.Module):
+    """A maxout layer (Goodfellow et al. 2013): ``pieces`` linear maps, the elementwise max of them."""
+
+    def __init__(self, in_dim: int, out_dim: int, pieces: int):
+        super().__init__()
+        self.out_dim, self.pieces = out_dim, pieces
+        self.linear = nn.Linear(in_dim, out_dim * pieces)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).unflatten(-1, (self.out_dim, self.pieces)).amax(-1)
+
+
+def maxout_critic(data_dim: int, hidden: int, depth: int, pieces: int) -> nn.Sequential:
+    """x (B, data_dim) -> score (B, 1): ``depth`` maxout layers of ``hidden`` units, then a Linear.
+    PacGAN's 2D discriminator (after VEEGAN's): 3 layers of 200 units, 5 pieces each."""
+    if min(data_dim, hidden, depth, pieces) < 1:
+        raise ValueError(f"maxout sizes must be positive, got in={data_dim} hidden={hidden} depth={depth} "
+                         f"pieces={pieces}")
+    layers = [Maxout(data_dim if i == 0 else hidden, hidden, pieces) for i in range(depth)]
+    return nn.Sequential(*layers, nn.Linear(hidden, 1))
+
+
 class AutoencoderCritic(nn.Module):
     """BEGAN's critic: an MLP autoencoder whose score is the per-sample L1 reconstruction error.
 

@@ -12,8 +12,9 @@ import torch
 from wganlab.config import TrainConfig
 from wganlab.core.constraints import Constraint, make_constraint
 from wganlab.core.nets import (AutoencoderCritic, conv_critic, conv_generator, image_mlp_critic, image_mlp_generator,
-                               mlp_critic, mlp_generator, resolve_net)
+                               maxout_critic, mlp_critic, mlp_generator, resolve_net)
 from wganlab.core.objectives import Objective, get_objective
+from wganlab.core.packing import PackedCritic, packed_shape
 from wganlab.training.optim import optimizer_classes
 
 HELD_OUT_SEED_OFFSET = 1_000_003  # the held-out batch's stream: seed + this, apart from the training stream
@@ -23,7 +24,8 @@ def build_generator(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.
     """The generator for data of per-sample ``shape`` (an int: flat vectors of that dimension)."""
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     if len(shape) == 1 and config.net not in ("conv", "conv-mlp"):
-        return mlp_generator(config.latent_dim, shape[0], config.hidden, config.depth, config.generator_batch_norm)
+        return _initialise(mlp_generator(config.latent_dim, shape[0], config.hidden, config.depth,
+                                         config.generator_batch_norm), config.init_std)
     if resolve_net(config.net, shape) in ("conv", "conv-mlp"):
         return conv_generator(config.latent_dim, shape[0], config.conv_width)
     return image_mlp_generator(config.latent_dim, shape, config.hidden, config.depth, config.generator_batch_norm)
@@ -31,19 +33,44 @@ def build_generator(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.
 
 def build_critic(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.nn.Module:
     """The critic the objective needs (BEGAN's is an autoencoder) for data of per-sample
-    ``shape``, prepared by the constraint (spectral normalisation re-parametrises it)."""
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    ``shape``, prepared by the constraint (spectral normalisation re-parametrises it).
+
+    Under packing (``config.pack`` m > 1) the net is built for packs of m samples and wrapped in
+    a :class:`PackedCritic`, which scores unpacked batches too."""
+    sample_shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    shape = packed_shape(sample_shape, config.pack)
     if objective_of(config).critic_kind == "autoencoder":
         critic = AutoencoderCritic(math.prod(shape), config.hidden, config.depth, norm=config.critic_norm)
         if len(shape) > 1:
             critic = torch.nn.Sequential(torch.nn.Flatten(), critic)
     elif len(shape) == 1 and config.net not in ("conv", "conv-mlp"):
-        critic = mlp_critic(shape[0], config.hidden, config.depth, norm=config.critic_norm)
-    elif resolve_net(config.net, shape) == "conv":
+        hidden, depth = config.critic_hidden or config.hidden, config.critic_depth or config.depth
+        if config.maxout_pieces:
+            if config.critic_norm != "none":
+                raise ValueError("the maxout critic has no norm layers; set critic_norm = \"none\"")
+            critic = maxout_critic(shape[0], hidden, depth, config.maxout_pieces)
+        else:
+            critic = mlp_critic(shape[0], hidden, depth, norm=config.critic_norm)
+        _initialise(critic, config.init_std)
+    elif resolve_net(config.net, sample_shape) == "conv":  # the data decides the net; packing its channels
         critic = conv_critic(shape[0], config.critic_norm, config.conv_width)
     else:
         critic = image_mlp_critic(shape, config.hidden, config.depth)
-    return constraint_of(config).prepare(critic)
+    critic = constraint_of(config).prepare(critic)
+    return PackedCritic(critic, sample_shape, config.pack) if config.pack > 1 else critic
+
+
+def _initialise(net: torch.nn.Module, std: float) -> torch.nn.Module:
+    """``init_std`` > 0: every Linear weight N(0, std^2) and bias 0 (PacGAN's and VEEGAN's
+    IsotropicGaussian(0.02) with Constant(0)); 0 leaves torch's default initialisation."""
+    if std > 0:
+        with torch.no_grad():
+            for module in net.modules():
+                if isinstance(module, torch.nn.Linear):
+                    module.weight.normal_(0.0, std)
+                    if module.bias is not None:
+                        module.bias.zero_()
+    return net
 
 
 def objective_of(config: TrainConfig) -> Objective:
