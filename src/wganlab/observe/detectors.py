@@ -176,6 +176,7 @@ _COLLAPSE_FIX = ("use objective = \"wasserstein\" with constraint = \"gradient-p
 # classes of 10 is 0.22 nats); stacked MNIST, when fewer than half the 1000 modes are hit and
 # the mode KL exceeds 1 nat (healthy runs: ~0.1).
 CLASS_KL, MODE_KL = 0.3, 1.0
+RECOVERING = 0.6  # KL below this fraction of the previous evaluation's: still filling in (tests/observe)
 
 
 def _collapsed_histogram(row: dict) -> dict | None:
@@ -193,10 +194,19 @@ def _collapsed_histogram(row: dict) -> dict | None:
     return None
 
 
+def _histogram_kl(row: dict) -> float:
+    return row["class_kl"] if "class_kl" in row else row["mode_kl"]
+
+
 def _class_collapse(records: list[dict], context: dict) -> Finding | None:
     """Image runs: an evaluation after step 0 whose class histogram has collapsed, named once it
     holds on two evaluations in a row, or with the samples bunched (spread below half the data's
-    at the last train line before it), or at the run's last evaluation: one is enough."""
+    at the last train line before it), or at the run's last evaluation: one is enough.
+
+    Not while the histogram is still filling in: an evaluation whose KL to uniform is below
+    RECOVERING times the previous evaluation's is a generator gaining classes (a young run, or
+    the averaged generator of a short one catching up), not one losing them; it is judged at a
+    later evaluation, if any."""
     evals = [r for r in records if r.get("kind") == "eval" and r.get("step", 0) > 0
              and ("class_counts" in r or "mode_kl" in r)]
     spreads = {r["step"]: r["sample_spread"] for r in _train(records) if "sample_spread" in r}
@@ -204,6 +214,9 @@ def _class_collapse(records: list[dict], context: dict) -> Finding | None:
     for index, row in enumerate(evals):
         evidence = _collapsed_histogram(row)
         if evidence is None:
+            held = None
+            continue
+        if index and _histogram_kl(row) < RECOVERING * _histogram_kl(evals[index - 1]):
             held = None
             continue
         before = [spread for step, spread in spreads.items() if step <= row["step"]]
