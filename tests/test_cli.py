@@ -31,7 +31,7 @@ def test_train_writes_the_whole_run_folder_then_sample_and_eval_read_it(tmp_path
                  "summary.json", "samples.png", "curves.png", "report.html"):
         assert (out / name).is_file(), name
     config = json.loads((out / "config.json").read_text())
-    assert config["steps"] == 6 and config["hidden"] == 16 and config["preset"] == "wgan-gp-2d"
+    assert config["steps"] == 6 and config["hidden"] == 16 and config["preset"] == "wgan-gp-2d-ring8"
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["kind"] == "train"] == [2, 4, 6]
     assert [r["step"] for r in records if r["kind"] == "eval"] == [3, 6]

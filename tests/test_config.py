@@ -95,7 +95,8 @@ def test_presets_are_toml_files_shipped_in_the_package():
         assert resolve(None, None, str(preset_path(name))) == resolve(default_preset(table.get("data", "ring8")), table)
         assert resolve(name) == resolve(None, {**read_toml(preset_path(name)), "preset": name})
     # the default preset's file spells out the dataclass defaults
-    assert resolve(None, dict(read_toml(preset_path("wgan-gp-2d")))) == resolve("wgan-gp-2d")
+    assert resolve(None, {**read_toml(preset_path("wgan-gp-2d")), "data": "swissroll"}) == \
+        resolve("wgan-gp-2d", {"data": "swissroll"})  # data with no default of its own
 
 
 @pytest.mark.parametrize("table, message", [
@@ -215,12 +216,14 @@ def test_ddp_static_graph_is_refused_exactly_with_constraints_that_add_a_penalty
 def test_grid25_without_a_preset_starts_from_the_preset_tuned_for_it():
     from wganlab.config import DATA_DEFAULT_PRESETS, PRESETS
 
-    assert DATA_DEFAULT_PRESETS == {"grid25": "wgan-gp-2d-grid25", "mnist": "wgan-gp-images",
+    assert DATA_DEFAULT_PRESETS == {"grid25": "wgan-gp-2d-grid25", "ring8": "wgan-gp-2d-ring8", "mnist": "wgan-gp-images",
                                     "digits": "wgan-gp-images", "images": "wgan-gp-images"}
     grid = resolve(None, {"data": "grid25"})
     assert grid.preset == "wgan-gp-2d-grid25" and grid.steps == 14000
     # the same recipe as the default, only longer
-    assert {k: v for k, v in PRESETS["wgan-gp-2d-grid25"].items() if k != "steps"} == PRESETS["wgan-gp-2d"]
-    assert resolve(None, {}).preset == "wgan-gp-2d" and resolve(None, {"data": "ring8"}).preset == "wgan-gp-2d"
+    for longer in ("wgan-gp-2d-grid25", "wgan-gp-2d-ring8"):
+        assert {k: v for k, v in PRESETS[longer].items() if k != "steps"} == PRESETS["wgan-gp-2d"]
+    assert resolve(None, {}).preset == resolve(None, {"data": "ring8"}).preset == "wgan-gp-2d-ring8"
+    assert resolve(None, {"data": "ring8"}).steps == 6000 and resolve(None, {"data": "swissroll"}).preset == "wgan-gp-2d"
     assert resolve("wgan-gp-2d", {"data": "grid25"}).steps == 3000  # a named preset wins
     assert resolve(None, {"data": "grid25", "preset": "wgan"}).preset == "wgan"

@@ -21,7 +21,8 @@ def test_images_without_a_preset_start_from_the_image_default_and_points_from_th
     assert default_preset("mnist") == default_preset("digits") == "wgan-gp-images"
     assert default_preset(str(tmp_path / "digits28.npy")) == "wgan-gp-images"
     assert default_preset(str(tmp_path)) == "wgan-gp-images"  # a folder is read as PNG images
-    assert default_preset(str(tmp_path / "points.npy")) == default_preset("ring8") == "wgan-gp-2d"
+    assert default_preset(str(tmp_path / "points.npy")) == default_preset("swissroll") == "wgan-gp-2d"
+    assert default_preset("ring8") == "wgan-gp-2d-ring8"
     assert default_preset("grid25") == "wgan-gp-2d-grid25"
     config = resolve(None, {"data": "mnist"})
     assert (config.preset, config.net, config.latent_dim, config.gp_weight) == ("wgan-gp-images", "mlp", 64, 10.0)
