@@ -143,7 +143,7 @@ def main(argv=None) -> int:
                 "{:.1f} / {:.1f}% / {}".format(*paper[0 if mean["data"] == "ring8" else 1])
             print(f"{mean['preset']:8s} {mean['data']:6s} ours {mean['modes']:.1f} / {100 * mean['hq']:.1f}% / "
                   f"{mean['rkl'] if mean['rkl'] is None else round(mean['rkl'], 3)} at {mean['steps']:.0f} steps "
-                  f"(paper: 400,000) | paper {theirs}")
+                  f"(PacGAN's grid code: 400 epochs of 1,000 steps) | paper {theirs}")
         if mean["preset"].startswith("default") and mean["kind"] == "plain":
             text = verdict(mean)
             failed |= not text.startswith("meets")

@@ -169,7 +169,7 @@ def train(args) -> int:
         if args.resume:
             out = Path(args.resume)
         else:
-            out = Path(args.out) if args.out else next_run_dir("runs", f"{config.preset}-{config.data}")
+            out = Path(args.out) if args.out else next_run_dir("runs", _run_name(config))
             out = Path(broadcast_from_rank0(str(out)))
         callbacks = [_SayOnce(chosen)] if chosen and rank() == 0 else []
         if args.strict and launched_by_torchrun():
@@ -244,6 +244,11 @@ def sample(args) -> int:
     what = "refined (drs) " if args.refine else ""
     print(f"wrote {args.n} {what}samples of shape {tuple(samples.shape)} to {out}")
     return 0
+
+
+def _run_name(config) -> str:
+    """PRESET-DATA, or PRESET alone when it already names the data (wgan-gp-2d-ring8)."""
+    return config.preset if config.preset.endswith(f"-{config.data}") else f"{config.preset}-{config.data}"
 
 
 def _refined(args, plain):
