@@ -94,8 +94,8 @@ class TrainConfig:
     critic_depth: int = _key(0, "hidden layers of the MLP critic (0: depth, as the generator)")
     maxout_pieces: int = _key(0, "> 1: the MLP critic's hidden units are maxout units of this many pieces "
                               "(PacGAN's 2D discriminator: 5); 0: leaky-ReLU units")
-    init_std: float = _key(0.0, "> 0: both nets' weights start N(0, init_std^2) and their biases 0 (PacGAN: "
-                           "0.02); 0: torch's default initialisation")
+    init_std: float = _key(0.0, "> 0: the MLP nets' weights (2D data) start N(0, init_std^2) and their biases 0 "
+                           "(PacGAN: 0.02); 0: torch's default initialisation")
     pack: int = _key(1, "PacGAN packing: the critic scores this many samples concatenated, one score per pack "
                      "(1: no packing); batch_size and held_out must be multiples of it")
     # data
@@ -302,6 +302,9 @@ def validate(config: TrainConfig) -> TrainConfig:
         if config.pack > 1 and getattr(config, key) % config.pack:
             raise ConfigError(f"{key} {getattr(config, key)} is not a multiple of pack {config.pack}: the critic "
                               f"scores packs of {config.pack} samples; give a multiple of {config.pack}")
+    if config.maxout_pieces and config.critic_norm != "none":
+        raise ConfigError(f"the maxout critic (maxout_pieces {config.maxout_pieces}) has no norm layers; "
+                          f"set critic_norm = \"none\", got {config.critic_norm!r}")
     if config.unroll_steps and config.update_rule != "alternating":
         raise ConfigError(f"unroll_steps > 0 runs its own update rule; set update_rule = \"alternating\", "
                           f"got {config.update_rule!r}")

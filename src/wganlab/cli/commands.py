@@ -254,17 +254,16 @@ def _run_name(config) -> str:
 def _refined(args, plain):
     """--refine: the plain generator's figures first (toy data), then the refined samples' beside them."""
     from wganlab.api import refine_samples
+    from wganlab.data import make_dataset
     from wganlab.runs.folder import RunFolder
 
     refined, stats = refine_samples(args.run, args.n, seed=args.seed, gamma=args.gamma)
     config = RunFolder(args.run).read_config()
-    rows = [("plain generator", plain), ("refined (drs)", refined)]
     if config.data in DATASETS and DATASETS[config.data].kind == "toy":
-        from wganlab.data.toy import make_toy
         from wganlab.metrics.toy import evaluate_toy
 
-        dataset = make_toy(config.data, **{key: getattr(config, key) for key in dataset_params()})
-        for label, samples in rows:
+        dataset = make_dataset(config)
+        for label, samples in [("plain generator", plain), ("refined (drs)", refined)]:
             scores = evaluate_toy(samples, dataset, n_real=2000, seed=args.seed)
             print(f"{label:16s} modes {scores['modes_captured']}, high quality {scores['high_quality_fraction']:.1%}, "
                   f"reverse KL {scores['reverse_kl']:.3f}, W1 {scores['w1']:.3f}")

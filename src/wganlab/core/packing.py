@@ -70,7 +70,7 @@ class PackedCritic(nn.Module):
 
 def pack_of(critic) -> int:
     """The critic's pack (1 for an unpacked critic or a plain scoring function)."""
-    return getattr(critic, "pack", 1) if isinstance(critic, PackedCritic) else 1
+    return critic.pack if isinstance(critic, PackedCritic) else 1
 
 
 def score_points(critic, points: torch.Tensor) -> torch.Tensor:

@@ -46,8 +46,6 @@ def build_critic(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.nn.
     elif len(shape) == 1 and config.net not in ("conv", "conv-mlp"):
         hidden, depth = config.critic_hidden or config.hidden, config.critic_depth or config.depth
         if config.maxout_pieces:
-            if config.critic_norm != "none":
-                raise ValueError("the maxout critic has no norm layers; set critic_norm = \"none\"")
             critic = maxout_critic(shape[0], hidden, depth, config.maxout_pieces)
         else:
             critic = mlp_critic(shape[0], hidden, depth, norm=config.critic_norm)
