@@ -276,3 +276,29 @@ def test_sample_refine_prints_the_plain_generator_first_and_raises_high_quality(
     assert figures[1]["hq"] > figures[0]["hq"] and figures[1]["modes"] >= figures[0]["modes"], lines
     assert "refined (drs) samples" in captured.out and "acceptance" in captured.err
     assert np.load(refined).shape == (2500, 2)
+
+
+def test_the_command_leaves_without_teardown_after_writing_and_printing_everything(tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", "wganlab", "train", "--steps", "1", "--eval-every", "0",
+                             "--hidden", "16", "--out", str(out)], capture_output=True, text=True, timeout=120,
+                            env=subprocess_env())
+    assert result.returncode == 0, result.stderr
+    assert f"run folder: {out}" in result.stdout  # printed last, flushed before os._exit
+    assert json.loads((out / "summary.json").read_text())["steps"] == 1
+    assert (out / "report.html").is_file() and (out / "curves.png").is_file() and list(out.glob("events.out.*"))
+    bad = subprocess.run([sys.executable, "-m", "wganlab", "train", "--steps", "-3"], capture_output=True,
+                         text=True, timeout=60, env=subprocess_env())
+    assert bad.returncode == 2 and "steps" in bad.stderr
+
+
+def test_under_a_profiler_the_command_exits_the_ordinary_way():
+    from wganlab.__main__ import exit_now
+
+    sys.setprofile(lambda *args: None)
+    try:
+        with pytest.raises(SystemExit) as leaving:  # os._exit would end pytest here
+            exit_now(3)
+    finally:
+        sys.setprofile(None)
+    assert leaving.value.code == 3

@@ -1,3 +1,4 @@
+import copy
 import itertools
 import math
 
@@ -117,3 +118,39 @@ def test_the_grid25_default_captures_twenty_modes_with_half_the_samples_high_qua
     assert config.preset == "wgan-gp-2d-grid25"
     summary = Trainer(config).train()
     assert summary["modes_captured"] >= 20 and summary["high_quality_fraction"] >= 0.5, summary
+
+
+def test_the_critic_surface_is_computed_once_per_state():
+    trainer = Trainer(resolve("wgan-gp-2d", dict(TINY, steps=1)))
+    trainer.train()
+    xs, ys, values = trainer.critic_surface()
+    assert trainer.critic_surface()[2] is values  # the end of a run reuses the final evaluation's
+    assert trainer.critic_surface(resolution=20)[2].shape == (20, 20)
+    state = copy.deepcopy(trainer.state_dict())
+    with torch.no_grad():
+        next(trainer.critic.parameters()).add_(1.0)  # the critic changed at the same step
+    changed = trainer.critic_surface()[2]
+    assert changed is not values and not (changed == values).all()
+    trainer.load_state_dict(state)
+    assert (trainer.critic_surface()[2] == values).all()
+
+
+def test_an_evaluation_solves_its_w1_while_the_callbacks_draw(monkeypatch):
+    from wganlab.util import sidecar
+
+    order = []
+    submit = sidecar.submit
+
+    def recording(name, target, *args, **kwargs):
+        order.append(target.rpartition(":")[2])
+        return submit(name, target, *args, **kwargs)
+
+    class Drawer:
+        def before_eval(self, trainer):
+            order.append("before_eval")
+
+    monkeypatch.setattr(sidecar, "submit", recording)
+    trainer = Trainer(resolve("wgan-gp-2d", dict(TINY, steps=1)), callbacks=[Drawer()])
+    trainer.train()
+    assert order == ["exact_w1", "before_eval"]
+    assert trainer.last_eval["w1"] == pytest.approx(trainer.evaluate()["w1"])

@@ -47,3 +47,15 @@ def test_an_answer_that_cannot_be_sent_back_is_an_error_that_says_so(side):
     with pytest.raises(RuntimeError, match="cannot be sent back"):
         sidecar.call("transport", "builtins:eval", "lambda: 1")  # a lambda does not pickle
     assert sidecar.call("transport", "os:getpid") == side.process.pid  # and it goes on answering
+
+
+def test_the_pictures_wait_for_a_free_core_and_the_transport_does_not():
+    sidecar.start(["transport", "figures"])
+    try:
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        assert sidecar.call("figures", "os:getpid") != os.getpid()  # both are up and answering
+        assert sidecar.call("transport", "os:getpid") != os.getpid()
+        assert os.getpriority(os.PRIO_PROCESS, sidecar._running["figures"].process.pid) == own + sidecar.NICE["figures"]
+        assert os.getpriority(os.PRIO_PROCESS, sidecar._running["transport"].process.pid) == own
+    finally:
+        sidecar.stop()

@@ -77,12 +77,24 @@ def wasserstein1(x, y, max_iterations: int = 10_000_000) -> float:
     Returns:
         The optimal transport cost with Euclidean ground distance.
     """
+    return wasserstein1_pending(x, y, max_iterations)()
+
+
+def wasserstein1_pending(x, y, max_iterations: int = 10_000_000):
+    """:func:`wasserstein1` started in the transport side process where it runs (solved here at
+    once where none does); the function returned waits for the value."""
     a = _as_points(x, "x").numpy()
     b = _as_points(y, "y").numpy()
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"point clouds differ in dimension: {a.shape[1]} vs {b.shape[1]}")
     with held_interrupt():  # the import of POT, where no side process has it loaded already
-        return float(sidecar.call("transport", "wganlab.metrics.transport:exact_w1", a, b, max_iterations))
+        solving = sidecar.submit("transport", "wganlab.metrics.transport:exact_w1", a, b, max_iterations)
+
+    def value() -> float:
+        with held_interrupt():
+            return float(solving.result())
+
+    return value
 
 
 def evaluate_toy(samples, dataset, n_real: int = 2000, seed: int = 0) -> dict:
@@ -91,17 +103,26 @@ def evaluate_toy(samples, dataset, n_real: int = 2000, seed: int = 0) -> dict:
     W1 uses the first ``n_real`` samples (or all, if fewer) against as many fresh real
     samples drawn with ``seed``, so equal inputs give equal figures.
     """
+    return evaluate_toy_pending(samples, dataset, n_real, seed)()
+
+
+def evaluate_toy_pending(samples, dataset, n_real: int = 2000, seed: int = 0):
+    """:func:`evaluate_toy` with its exact W1 left solving (in the transport side process where it
+    runs): the caller does other work, then calls the function returned for the metrics."""
     points = _as_points(samples)
     if points.shape[1] != dataset.dim:
         raise ValueError(f"samples have dimension {points.shape[1]}, but {dataset.name} is {dataset.dim}-dimensional")
+    n = min(n_real, points.shape[0])
+    real = dataset.sample(n, generator=torch.Generator().manual_seed(seed))
+    w1 = wasserstein1_pending(points[:n], real)
     result: dict = {"n_samples": int(points.shape[0])}
     if dataset.n_modes:
         result.update(mode_metrics(points, dataset.means, dataset.sigma))
-    n = min(n_real, points.shape[0])
-    real = dataset.sample(n, generator=torch.Generator().manual_seed(seed))
-    result["w1"] = wasserstein1(points[:n], real)
-    result["w1_samples"] = n
-    return result
+
+    def metrics() -> dict:
+        return {**result, "w1": w1(), "w1_samples": n}
+
+    return metrics
 
 
 def read_npy(path: str | Path) -> np.ndarray:

@@ -28,6 +28,9 @@ from wganlab.util import sidecar
 from wganlab.util.interrupt import held_interrupt
 
 GRADIENT_POINTS = 512  # points at which the critic's input-gradient norms are histogrammed
+# 64 equal buckets: TensorBoard shows ~30 anyway, and torch's default (~1,500 "tensorflow" edges) costs
+# twice the time (0.19 s against 0.09 s for the 32 histograms of two 3x512 nets)
+BINS = 64
 
 
 def require_tensorboard():
@@ -68,15 +71,16 @@ class TensorBoardLogger:
             if key in ("kind", "step") or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
             self.writer.add_scalar(f"{kind}/{key}", value, step)
-        if kind == "eval" and self.histograms:
-            self._histograms(trainer, step)
         self._log_drawn()
 
     def before_eval(self, trainer) -> None:
-        """Pictures of the nets about to be evaluated: drawn (in the figures side process where it
-        runs) while the evaluation's exact W1 is solved, logged under the evaluation's step."""
+        """Pictures and histograms of the nets about to be evaluated, logged under the evaluation's
+        step while its exact W1 is solved (the pictures drawn in the figures side process where it
+        runs)."""
         if self.images:
             self._images(trainer, trainer.step)
+        if self.histograms:
+            self._histograms(trainer, trainer.step)
 
     def on_end(self, trainer, summary: dict) -> None:
         self.close()
@@ -127,13 +131,14 @@ class TensorBoardLogger:
     def _histograms(self, trainer, step: int) -> None:
         for net_name, net in (("generator", trainer.generator), ("critic", trainer.critic)):
             for name, param in net.named_parameters():
-                self.writer.add_histogram(f"weights/{net_name}/{name}", param.detach().cpu(), step)
+                self.writer.add_histogram(f"weights/{net_name}/{name}", param.detach().cpu(), step, bins=BINS)
                 if param.grad is not None:
-                    self.writer.add_histogram(f"gradients/{net_name}/{name}", param.grad.detach().cpu(), step)
+                    self.writer.add_histogram(f"gradients/{net_name}/{name}", param.grad.detach().cpu(), step,
+                                              bins=BINS)
         real = trainer.held_real[:GRADIENT_POINTS]
         fake = trainer.sample(len(real), seed=trainer.config.seed).to(real.device)
         for name, points in (("real", real), ("generated", fake)):
             x = points.detach().clone().requires_grad_(True)  # no parameter .grad changes
             with torch.enable_grad():
                 norms = critic_input_gradient_norms(trainer.critic, x, create_graph=False).detach().cpu()
-            self.writer.add_histogram(f"critic_input_grad_norm/{name}", norms, step)
+            self.writer.add_histogram(f"critic_input_grad_norm/{name}", norms, step, bins=BINS)

@@ -15,7 +15,7 @@ import torch
 from wganlab.core.constraints import critic_input_gradient_norms
 from wganlab.core.packing import pack_samples, score_points
 from wganlab.metrics.headline import BY_KEY, headline_of
-from wganlab.metrics.toy import evaluate_toy
+from wganlab.metrics.toy import evaluate_toy_pending
 from wganlab.training.state import NonFiniteError
 
 
@@ -102,10 +102,11 @@ class Telemetry:
         return stats
 
     def _log_eval(self) -> dict:
-        for callback in self.callbacks:  # pictures of the state evaluated, drawn while it is scored
+        scoring = self.start_evaluation()
+        for callback in self.callbacks:  # pictures of the state evaluated, drawn while its W1 is solved
             if hasattr(callback, "before_eval"):
                 callback.before_eval(self)
-        result = self.evaluate()
+        result = scoring()
         record = {"kind": "eval", "step": self.step, "time": round(self.elapsed, 3), **result}
         self.emit(record)
         return result
@@ -136,19 +137,37 @@ class Telemetry:
         return float(self.critic(self.held_real).mean() - self.critic(fake).mean())
 
     def evaluate(self) -> dict:
+        return self.start_evaluation()()
+
+    def start_evaluation(self):
+        """Starts the evaluation of the current state; the function returned gives its metrics.
+        On toy data the exact W1 is solved in the transport side process (where it runs) until
+        then, so the caller's work in between (pictures, histograms) costs no wall time."""
         samples = self.sample(self.config.eval_samples, seed=self.config.seed)
         if not torch.isfinite(samples).all():
             raise NonFiniteError(f"the generator produced NaN/Inf samples at step {self.step}")
         if self.dataset.kind == "image":
             from wganlab.metrics.images import evaluate_images
 
-            return evaluate_images(samples, self.dataset, seed=self.config.seed)
+            result = evaluate_images(samples, self.dataset, seed=self.config.seed)
+            return lambda: result
         # mode_counts stays in: modes visited over time (mode hopping) is read from it
-        return evaluate_toy(samples, self.dataset, n_real=self.config.w1_samples, seed=self.config.seed)
+        return evaluate_toy_pending(samples, self.dataset, n_real=self.config.w1_samples, seed=self.config.seed)
+
+    def critic_surface(self, resolution: int = 100, margin: float = 0.25):
+        """The critic's value on a grid covering the data: (xs, ys, values[res, res]).
+
+        Kept until a parameter changes (each in-place update bumps a tensor's ``_version``): the
+        final evaluation's TensorBoard picture and the run folder's surface share one."""
+        nets = (self.critic, self.sampler)
+        key = (resolution, margin, self.step, tuple(t._version for net in nets for t in net.state_dict().values()))
+        cached = getattr(self, "_surface", None)
+        if cached is None or cached[0] != key:
+            self._surface = (key, self._critic_surface(resolution, margin))
+        return self._surface[1]
 
     @torch.no_grad()
-    def critic_surface(self, resolution: int = 100, margin: float = 0.25):
-        """The critic's value on a grid covering the data: (xs, ys, values[res, res])."""
+    def _critic_surface(self, resolution: int, margin: float):
         points = torch.cat([self.held_real.cpu(), self.sample(len(self.held_real), self.config.seed)])
         low, high = points.min(0).values, points.max(0).values
         pad = margin * (high - low).clamp_min(1e-3)

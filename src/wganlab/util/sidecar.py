@@ -36,6 +36,9 @@ _SIDE_ENV = {"POT_BACKEND_DISABLE_PYTORCH": "1", "POT_BACKEND_DISABLE_JAX": "1",
              "POT_BACKEND_DISABLE_TENSORFLOW": "1", "POT_BACKEND_DISABLE_CUPY": "1",
              "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 
+# scheduling priority below the main process's: the pictures wait for a free core, while the
+# main process imports torch and the transport process solves the W1 everyone waits for
+NICE = {"figures": 10}
 _running: dict[str, "Sidecar"] = {}
 
 
@@ -55,6 +58,7 @@ class Sidecar:
         self.name = name
         env = dict(os.environ, **_SIDE_ENV)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        env["WGANLAB_SIDECAR_NICE"] = str(NICE.get(name, 0))
         code = "from wganlab.util.sidecar import serve; serve()"
         self.process = subprocess.Popen([sys.executable, "-c", code, *warm], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
@@ -171,6 +175,10 @@ def call(name: str, target: str, *args, **kwargs):
 def serve() -> None:
     """The side process: import the modules named in argv, then answer jobs until EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        os.nice(int(os.environ.get("WGANLAB_SIDECAR_NICE", "0")))
+    except (AttributeError, OSError):  # no nice on this platform
+        pass
     receive = Connection(os.dup(0), writable=False)
     send = Connection(os.dup(1), readable=False)
     devnull = os.open(os.devnull, os.O_WRONLY)
