@@ -13,6 +13,7 @@ the naive loop.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -69,8 +70,18 @@ def fid_at(curve, mark: float) -> float | None:
 
 
 def _median(values):
+    """The median of the seeds that have a value (an FID at a mark a run did not last to is absent)."""
     values = [v for v in values if v is not None]
     return None if not values else statistics.median(values)
+
+
+def _median_time(times):
+    """The median time to a bar over all seeds, a seed that never reached it counting as later than
+    any that did (dropping it would make the median optimistic); None when the median seed did not."""
+    if not times:
+        return None
+    median = statistics.median([math.inf if t is None else t for t in times])
+    return None if math.isinf(median) else median
 
 
 def _fmt(value, unit="") -> str:
@@ -92,7 +103,7 @@ def mnist_rows(seeds, default_budget: float, budget: float, check_every: float, 
     print("|---|" + "---|" * (len(BARS) + len(MARKS)))
     medians = {}
     for name, label in (("default", "`wganlab train --data mnist`"), ("naive", "naive MNIST MLP loop")):
-        times = [_median([first_time(c, b) for c in curves[name].values()]) for b in BARS]
+        times = [_median_time([first_time(c, b) for c in curves[name].values()]) for b in BARS]
         fids = [_median([fid_at(c, m) for c in curves[name].values()]) for m in MARKS]
         medians[name] = times
         print(f"| {label} | " + " | ".join(_fmt(t, " s") for t in times) + " | "
