@@ -23,6 +23,7 @@ def _train(optimizer_class, **options):
 
 @pytest.mark.parametrize("stock, eager, options", [
     (torch.optim.Adam, EagerAdam, dict(betas=(0.5, 0.9), fused=True)),
+    (torch.optim.Adam, EagerAdam, dict(betas=(0.8, 0.99), fused=True, weight_decay=0.1, maximize=True, eps=1e-6)),
     (torch.optim.Adam, EagerAdam, dict(betas=(0.5, 0.9), foreach=True)),
     (torch.optim.RMSprop, EagerRMSprop, dict(foreach=True)),
 ])
@@ -44,3 +45,29 @@ def test_a_training_run_never_imports_torch_dynamo():
             "eval_samples=50, w1_samples=50, ema=0.999); print('torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_the_dynamo_free_adam_matches_torch_through_param_groups_missing_gradients_and_a_restore():
+    def run(optimizer_class):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+        first, last = list(net[0].parameters()), list(net[2].parameters())
+        optimizer = optimizer_class([{"params": first}, {"params": last, "lr": 3e-3}], lr=1e-2, fused=True)
+        data = torch.randn(20, 64, 5, generator=torch.Generator().manual_seed(1))
+        for i, batch in enumerate(data):
+            optimizer.zero_grad(set_to_none=True)
+            net(batch).pow(2).mean().backward()
+            if i % 3 == 1:
+                net[0].bias.grad = None  # a parameter without a gradient: torch skips it
+            optimizer.step()
+            if i == 10:  # a checkpoint restored mid-run replaces every state tensor
+                optimizer.load_state_dict(optimizer.state_dict())
+        return net, optimizer
+
+    net_a, opt_a = run(torch.optim.Adam)
+    net_b, opt_b = run(EagerAdam)
+    for a, b in zip(net_a.parameters(), net_b.parameters()):
+        assert torch.equal(a, b)
+    for key, values in opt_a.state_dict()["state"].items():
+        for name, value in values.items():
+            assert torch.equal(value, opt_b.state_dict()["state"][key][name]), name
