@@ -83,17 +83,22 @@ def test_saved_config_round_trips():
     assert TrainConfig().preset == "wgan-gp-2d"
 
 
-def test_presets_are_toml_files_shipped_in_the_package():
+def test_presets_are_toml_files_shipped_in_the_package(tmp_path):
+    from wganlab.cli.commands import preset_text
     from wganlab.config import PRESET_DESCRIPTIONS, default_preset, preset_path, read_toml
 
     assert list(PRESETS) == sorted(PRESETS)
     assert {"gan", "ns-gan", "wgan", "wgan-gp", "wgan-gp-2d"} <= set(PRESETS)
     for name in PRESETS:
         assert preset_path(name).is_file() and len(PRESET_DESCRIPTIONS[name]) > 20
-        # a user's copy of a preset file (description included) resolves to the preset itself
-        table = read_toml(preset_path(name))
-        assert resolve(None, None, str(preset_path(name))) == resolve(default_preset(table.get("data", "ring8")), table)
-        assert resolve(name) == resolve(None, {**read_toml(preset_path(name)), "preset": name})
+        # a user's copy of a preset (`wganlab presets NAME > mine.toml`, description included)
+        # resolves to the preset itself, also for a preset written as its base plus changes
+        mine = tmp_path / f"{name}.toml"
+        mine.write_text(preset_text(name))
+        table = read_toml(mine)
+        assert "base" not in table
+        assert resolve(None, None, str(mine)) == resolve(default_preset(table.get("data", "ring8")), table)
+        assert resolve(name) == resolve(None, {**table, "preset": name})
     # the default preset's file spells out the dataclass defaults
     assert resolve(None, {**read_toml(preset_path("wgan-gp-2d")), "data": "swissroll"}) == \
         resolve("wgan-gp-2d", {"data": "swissroll"})  # data with no default of its own
@@ -119,6 +124,26 @@ def test_a_penalty_with_a_batch_norm_critic_is_refused_naming_layer_norm(constra
     with pytest.raises(ConfigError, match=r'critic_norm = "batch" cannot be combined .* use critic_norm = "layer" '
                                           r'\(LayerNorm\)'):
         resolve(None, {"constraint": constraint, "critic_norm": "batch"})
+
+
+def test_a_preset_written_as_its_base_plus_changes_has_the_bases_keys_and_its_own(tmp_path, monkeypatch):
+    from importlib import resources
+
+    from wganlab import config as config_module
+
+    assert PRESETS["pacgan3"] == {**PRESETS["pacgan"], "pack": 3, "batch_size": 300}
+    assert PRESETS["wgan-gp-2d-grid25"] == {**PRESETS["wgan-gp-2d"], "steps": 14000}
+    shipped = tmp_path / "wganlab"
+    (shipped / "presets").mkdir(parents=True)
+    (shipped / "presets" / "a.toml").write_text('description = "a"\nbase = "b"\nsteps = 5\n')
+    (shipped / "presets" / "b.toml").write_text('description = "b"\nbase = "a"\nhidden = 8\n')
+    monkeypatch.setattr(resources, "files", lambda package: shipped)
+    with pytest.raises(RuntimeError, match="preset [ab]: its base '[ab]' is not a preset, or a cycle"):
+        config_module._load_presets()
+    (shipped / "presets" / "b.toml").write_text('description = "b"\nhidden = 8\nsteps = 9\n')
+    presets, descriptions, _ = config_module._load_presets()
+    assert presets == {"a": {"hidden": 8, "steps": 5}, "b": {"hidden": 8, "steps": 9}}
+    assert descriptions["a"] == "a"  # descriptions and default_for are each file's own
 
 
 def test_batch_norm_critic_without_a_penalty_and_layer_norm_with_one_are_accepted():

@@ -31,7 +31,6 @@ CRITIC_NORMS = ("none", "layer", "batch")  # batch: MLP critic only, and never u
 PRECISIONS = ("fp32", "bf16")
 CRITIC_BACKWARDS = ("auto", "autograd")
 
-
 _DATA_FILES = "FILE.npy/.npz | PNG folder"  # what data accepts besides the built-in sets
 
 
@@ -139,23 +138,28 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2)
 
 
-
-
 def _load_presets() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Reads the presets shipped as ``wganlab/presets/NAME.toml``: config keys plus a ``description``
-    and optionally ``default_for``, the built-in data it is the default for."""
+    """Reads the shipped ``wganlab/presets/NAME.toml``: config keys, a ``description``, optionally
+    ``default_for`` (built-in data it is the default for) and ``base`` (a preset it changes)."""
     from importlib.resources import files
 
-    presets, descriptions, data_defaults = {}, {}, {}
+    descriptions, data_defaults, tables = {}, {}, {}
     entries = {e.name[: -len(".toml")]: e for e in files("wganlab").joinpath("presets").iterdir()
                if e.name.endswith(".toml")}
     for name, entry in sorted(entries.items()):
-        table = tomllib.loads(entry.read_text())
+        tables[name] = table = tomllib.loads(entry.read_text())
         descriptions[name] = str(table.pop("description", ""))
         for data in table.pop("default_for", ()):  # the preset used for this data when none is named
             data_defaults[data] = name
-        presets[name] = table
-    return presets, descriptions, data_defaults
+
+    def keys(name: str, seen: tuple = ()) -> dict[str, Any]:  # a `base` preset's keys, then its own
+        table = dict(tables[name])
+        base = table.pop("base", None)
+        if base is not None and (base not in tables or base in seen):
+            raise RuntimeError(f"preset {name}: its base {base!r} is not a preset, or a cycle")
+        return table if base is None else {**keys(base, (*seen, name)), **table}
+
+    return {name: keys(name) for name in tables}, descriptions, data_defaults
 
 
 # name -> config keys, name -> one line for `wganlab presets`, data -> the preset used for it when

@@ -290,14 +290,28 @@ def eval(args) -> int:
 
 
 def presets(args) -> int:
-    from wganlab.config import preset_path
-
     if args.name:
-        print(preset_path(args.name).read_text(), end="")
+        print(preset_text(args.name), end="")
         return 0
     for name, text in PRESET_DESCRIPTIONS.items():
         print(f"{name:12s} {text}")
     return 0
+
+
+def preset_text(name: str) -> str:
+    """Preset ``name`` as a config file: its own file, or for one written as ``base`` plus changes,
+    every key spelled out (so that the text is a config file of that preset on its own)."""
+    import json
+
+    from wganlab.config import PRESETS, preset_path, tomllib
+
+    text = preset_path(name).read_text()
+    if "base" not in tomllib.loads(text):
+        return text
+    own = [line for line in text.splitlines() if line.startswith("#")]
+    lines = [f"# {name} (wganlab/presets/{name}.toml, its base's keys merged in)", *own,
+             f"description = {json.dumps(PRESET_DESCRIPTIONS[name])}"]
+    return "\n".join(lines + [f"{key} = {json.dumps(value)}" for key, value in PRESETS[name].items()]) + "\n"
 
 
 def experiment(args) -> int:
