@@ -1,7 +1,8 @@
 """What every experiment shares: the registry, checks, the result file and its report section.
 
 An experiment is a function ``run(quick: bool, out: Path) -> dict`` registered under a
-name. It returns :func:`result`: the claim in one sentence, the numbered checks the claim
+name. It returns :func:`result`: the claim in one sentence, the protocol it follows (paper,
+figure or table, and its settings) and what was scaled down to fit a CPU, the numbered checks the claim
 rests on (each a measured value, the bar it must meet and whether it met it), the figures
 behind them, and the PNG plots it wrote into ``out``. ``passed`` is True only when every
 check passed: a claim that does not reproduce is reported as failed, with its figures.
@@ -56,10 +57,18 @@ def check(name: str, value, ok: bool, bar: str) -> dict:
     return {"name": name, "value": value, "bar": bar, "passed": bool(ok)}
 
 
-def result(claim: str, checks: list[dict], figures: dict, plots: list[str], notes: str = "") -> dict:
-    """The dict an experiment returns; ``passed`` is the conjunction of its checks."""
+def result(claim: str, checks: list[dict], figures: dict, plots: list[str], notes: str = "", *,
+           protocol: str, scaled: str) -> dict:
+    """The dict an experiment returns; ``passed`` is the conjunction of its checks.
+
+    ``protocol`` names the source the set-up follows (paper, figure or table, and its
+    settings); ``scaled`` says what was shrunk to fit a 2-core CPU and by how much ("nothing"
+    when nothing was). Both are required: a verdict is only about a claim on its own protocol.
+    """
+    if not protocol.strip() or not scaled.strip():
+        raise ValueError("an experiment's result names its protocol's source and what was scaled down")
     return {"claim": claim, "passed": all(c["passed"] for c in checks), "checks": checks,
-            "figures": figures, "plots": plots, "notes": notes}
+            "figures": figures, "plots": plots, "notes": notes, "protocol": protocol, "scaled": scaled}
 
 
 def jsonable(value):

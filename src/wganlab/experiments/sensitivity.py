@@ -1,14 +1,19 @@
 """sensitivity: the best runs of each objective are close; how often they succeed is not.
 
-Lucic et al. 2018 ("Are GANs Created Equal?") found that with enough hyperparameter search
-most GAN variants reach similar best scores, and that they differ in how many settings work.
-Here: for each preset on ring8, a grid of learning rate x n_critic x Adam beta1 x seeds,
-everything else the preset's own. A run *succeeds* with 8/8 modes and >= 90% high-quality
-samples (PacGAN protocol); its W1 is the exact optimal-transport distance.
+Lucic et al. 2018 ("Are GANs Created Equal?") trained every GAN variant on the same
+networks over the same hyperparameter search with several seeds, and found that with
+enough search most variants reach similar best scores, and that they differ in how many
+settings work. Here, on ring8: for each preset (its objective and constraint) the same
+nets (the 2D default's 3x128, latent 2, batch 256) and the same grid of 16 settings,
+learning rate (4 values) x Adam beta1 (2) x n_critic (2), over 3 seeds: 48 runs a preset,
+trained stacked by ``wganlab sweep`` (Adam throughout, as in the paper's search, so WGAN
+runs with clipping at c = 0.01 on Adam). A run *succeeds* with 8/8 modes and >= 90%
+high-quality samples (PacGAN protocol); its W1 is the exact optimal-transport distance.
 
-The checks: the best W1 of every preset within a factor 2 of the overall best (the best runs
+The checks: every preset's best run succeeds (the runs are long enough to test the
+claim), the best W1 of every preset within a factor 2 of the overall best (the best runs
 are close), and the success rates or W1 spreads differing between presets (the robustness
-differs). RMSprop has no beta1, so WGAN's grid skips that axis.
+differs).
 """
 
 from __future__ import annotations
@@ -26,8 +31,12 @@ def grid(quick: bool) -> dict:
     if quick:
         return {"presets": ("gan", "wgan-gp-2d"), "lr": (2e-4, 8e-4), "n_critic": (1, 3), "beta1": (0.5,),
                 "seeds": (0,), "steps": 150, "hidden": 32, "batch": 64}
-    return {"presets": ("gan", "ns-gan", "wgan", "wgan-gp", "wgan-gp-2d"), "lr": (1e-4, 1e-3), "n_critic": (1, 5),
-            "beta1": (0.0, 0.5), "seeds": (0, 1), "steps": 400, "hidden": 64, "batch": 128}
+    return {"presets": ("gan", "ns-gan", "lsgan", "wgan", "wgan-gp"), "lr": (1e-4, 3e-4, 1e-3, 3e-3),
+            "n_critic": (1, 5), "beta1": (0.5, 0.9), "seeds": (0, 1, 2), "steps": STEPS, "hidden": 128, "batch": 256}
+
+
+# long enough for the best setting of every preset to meet the success bar (measured: see docs/experiments.md)
+STEPS = 3000
 
 
 @register("sensitivity", "a grid of learning rate x n_critic x beta1 x seeds per preset on ring8: "
@@ -36,13 +45,15 @@ def run(quick: bool, out: Path) -> dict:
     g = grid(quick)
     settings = []
     for preset in g["presets"]:
-        betas = g["beta1"] if resolve(preset).optimizer == "adam" else g["beta1"][:1]
-        for lr, n_critic, beta1, seed in itertools.product(g["lr"], g["n_critic"], betas, g["seeds"]):
+        for lr, n_critic, beta1, seed in itertools.product(g["lr"], g["n_critic"], g["beta1"], g["seeds"]):
             settings.append({"preset": preset, "lr": lr, "n_critic": n_critic, "beta1": beta1, "seed": seed})
-    configs = [resolve(s["preset"], dict(data="ring8", lr_g=s["lr"], lr_d=s["lr"], n_critic=s["n_critic"],
-                                         beta1=s["beta1"], seed=s["seed"], steps=g["steps"], hidden=g["hidden"],
-                                         batch_size=g["batch"], log_every=g["steps"], eval_every=0,
-                                         eval_samples=1000, w1_samples=500)) for s in settings]
+    # the same nets and optimiser for every preset (Lucic et al.'s protocol): only the objective,
+    # the constraint and its weight come from the preset
+    shared = dict(data="ring8", optimizer="adam", latent_dim=2, depth=3, generator_batch_norm=False, ema=0.0,
+                  lr_decay_fraction=0.0, steps=g["steps"], hidden=g["hidden"], batch_size=g["batch"],
+                  log_every=g["steps"], eval_every=0, eval_samples=2500, w1_samples=500)
+    configs = [resolve(s["preset"], dict(shared, lr_g=s["lr"], lr_d=s["lr"], n_critic=s["n_critic"], beta1=s["beta1"],
+                                         seed=s["seed"])) for s in settings]
     summaries = final_metrics(configs)  # stacked by wganlab.training.sweep where it can (Adam runs)
     runs = [{**s, "modes": m["modes_captured"], "high_quality": m["high_quality_fraction"], "w1": m["w1"],
              "success": m["modes_captured"] == m["n_modes"] and m["high_quality_fraction"] >= 0.9}
@@ -61,6 +72,10 @@ def run(quick: bool, out: Path) -> dict:
     rates = [t["success_rate"] for t in table.values()]
     spreads = {p: t["median_w1"] / t["best_w1"] for p, t in table.items()}
     checks = [
+        check("runs that succeed with each preset's best setting (by W1)",
+              {p: t["best_setting"]["success"] for p, t in table.items()},
+              all(t["best_setting"]["success"] or t["success_rate"] > 0 for t in table.values()),
+              "every preset succeeds at least once: otherwise the runs are too short to test the claim"),
         check("largest best W1 of a preset / overall best W1", max(bests.values()) / overall,
               max(bests.values()) < 2 * overall, "the best runs are close: < 2"),
         check("success rates (max - min) and median/best W1 ratios (max / min) across presets",
@@ -86,4 +101,11 @@ def run(quick: bool, out: Path) -> dict:
     figures = {"grid": {k: list(v) if isinstance(v, tuple) else v for k, v in g.items()}, "table": table, "runs": runs}
     claim = ("Over a grid of learning rate x n_critic x beta1 x seeds on ring8, the best run of every preset reaches "
              "a similar W1, while the presets differ in how many settings succeed.")
-    return result(claim, checks, figures, plots)
+    protocol = ("Lucic et al. 2018, Section 5: every variant on the same networks and the same hyperparameter "
+                "search (learning rate, Adam beta1, discriminator steps), several seeds per setting, the best and "
+                "the distribution of the score per variant; here the score is the exact W1 and the PacGAN mode "
+                "protocol on ring8.")
+    scaled = (f"a grid of {len(g['lr']) * len(g['n_critic']) * len(g['beta1'])} settings x {len(g['seeds'])} seeds "
+              f"per preset against the paper's 100 sampled settings x 50 seeds on images; {g['steps']} steps; ring8 "
+              f"for MNIST/CIFAR/CelebA and the W1 for the FID; {g['hidden']}-unit MLPs.")
+    return result(claim, checks, figures, plots, protocol=protocol, scaled=scaled)

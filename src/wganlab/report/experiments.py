@@ -32,6 +32,8 @@ def section_html(outcome: dict, folder: Path) -> str:
     parts = [f"<section id='{html.escape(outcome['name'])}'>",
              f"<h2>{html.escape(outcome['name'])}: {html.escape(outcome['title'])}</h2>",
              f"<p><b>Claim.</b> {html.escape(outcome['claim'])}</p>",
+             f"<p><b>Protocol.</b> {html.escape(outcome.get('protocol', 'not stated'))}</p>",
+             f"<p><b>Scaled down.</b> {html.escape(outcome.get('scaled', 'not stated'))}</p>",
              f"<p class='verdict' style='color:{colour}'><b>{verdict}</b>"
              f"{' (quick version)' if outcome.get('quick') else ''}</p>",
              f"<table><tr><th></th><th>check</th><th>measured</th><th>bar</th></tr>{rows}</table>"]
