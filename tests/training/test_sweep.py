@@ -1,3 +1,4 @@
+import dataclasses
 import subprocess
 import sys
 
@@ -6,7 +7,7 @@ import torch
 
 from conftest import subprocess_env
 from wganlab.config import ConfigError, resolve
-from wganlab.training.sweep import run_sweep, sweep_configs
+from wganlab.training.sweep import run_sweep, sweep_configs, train_configs
 from wganlab.training.loop import Trainer
 
 TINY = dict(hidden=32, depth=2, batch_size=64, steps=8, log_every=1, eval_every=0, eval_samples=200, w1_samples=100)
@@ -66,3 +67,25 @@ def test_a_sweep_refuses_what_its_stacked_loop_does_not_implement(overrides, nam
     assert not supports(config)
     with pytest.raises(ConfigError, match=named):
         run_sweep(config, seeds=[0])
+
+
+def test_the_sensitivity_grid_trains_the_same_stacked_as_one_by_one():
+    from wganlab.experiments import sensitivity
+
+    settings, configs = sensitivity.grid_configs(sensitivity.grid(quick=False))
+    # per preset, both n_critic and both beta1 values, on two seeds
+    picks = [(1, 0.5, 1e-3, 0), (5, 0.9, 3e-4, 1)]
+    chosen = [i for i, s in enumerate(settings) if (s["n_critic"], s["beta1"], s["lr"], s["seed"]) in picks]
+    assert len(chosen) == 2 * len(sensitivity.PRESETS)
+    short = [dataclasses.replace(configs[i], steps=6, log_every=1, eval_samples=300, w1_samples=100) for i in chosen]
+    rows = train_configs(short, keep_history=True)
+    for config, row in zip(short, rows):
+        trainer = Trainer(config)
+        summary = trainer.train()
+        records = [r for r in trainer.history if r["kind"] == "train"]
+        for key in ("d_loss", "g_loss"):
+            torch.testing.assert_close(torch.tensor([r[key] for r in row["history"]]),
+                                       torch.tensor([r[key] for r in records]), rtol=1e-2, atol=1e-3,
+                                       msg=f"{config.objective} {key}")
+        assert row["w1"] == pytest.approx(summary["w1"], abs=2e-3), config.objective
+        assert row["modes_captured"] == summary["modes_captured"]
