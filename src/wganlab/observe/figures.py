@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wganlab.util.plotting import pyplot
+from wganlab.util.plotting import TITLE_Y, pyplot
 
 
 def _pixels(fig) -> np.ndarray:
@@ -25,7 +25,7 @@ def samples_picture(real: np.ndarray, fake: np.ndarray, step: int) -> np.ndarray
     ax.scatter(fake[:, 0], fake[:, 1], s=3, c="tab:orange", alpha=0.6, linewidths=0, label="generated")
     ax.set_aspect("equal", adjustable="datalim")
     ax.legend(loc="upper right", markerscale=3)
-    ax.set_title(f"samples at step {step}")
+    ax.set_title(f"samples at step {step}", y=TITLE_Y)
     fig.subplots_adjust(left=0.12, right=0.97, bottom=0.08, top=0.93)  # speed: no tight_layout pass
     return _pixels(fig)
 
@@ -39,5 +39,5 @@ def critic_picture(xs: np.ndarray, ys: np.ndarray, values: np.ndarray, fake: np.
     fig.colorbar(contour, ax=ax, label="critic value f(x)")
     ax.scatter(fake[:, 0], fake[:, 1], s=2, c="black", alpha=0.4, linewidths=0)
     ax.set_aspect("equal", adjustable="datalim")
-    ax.set_title(f"critic at step {step}")
+    ax.set_title(f"critic at step {step}", y=TITLE_Y)
     return _pixels(fig)

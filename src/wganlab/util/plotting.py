@@ -14,3 +14,9 @@ def pyplot():
         import matplotlib.pyplot as plt
 
     return plt
+
+
+# a title at a fixed height just above its axes: matplotlib's automatic placement measures the
+# tick labels of every axes once more at each save (the report's curves picture: median 0.279 s
+# against 0.319 s, 8 draws each, alternated), and ours have nothing above the axes to avoid
+TITLE_Y = 1.0
