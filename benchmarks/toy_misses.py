@@ -18,15 +18,9 @@ import time
 
 import numpy as np
 
+from wganlab.cli.parser import parse_set
 from wganlab.config import default_preset, resolve
 from wganlab.training.loop import Trainer
-
-
-def _value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def main(argv=None) -> int:
@@ -37,9 +31,9 @@ def main(argv=None) -> int:
     parser.add_argument("--samples", type=int, default=20_000)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     args = parser.parse_args(argv)
-    overrides = dict(item.split("=", 1) for item in args.set)
+    overrides = parse_set(args.set)  # the CLI's --set: strings, typed by resolve
     config = resolve(args.preset or default_preset(args.data),
-                     {"data": args.data, "seed": args.seed, "eval_every": 0, **{k: _value(v) for k, v in overrides.items()}})
+                     {"data": args.data, "seed": args.seed, "eval_every": 0, **overrides})
     trainer = Trainer(config)
     start = time.perf_counter()
     summary = trainer.train()
