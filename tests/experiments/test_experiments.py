@@ -102,6 +102,37 @@ def test_all_builds_one_report_with_a_plot_and_a_verdict_per_section(quick, tmp_
     assert (tmp_path / "one" / "bilinear-game" / "result.json").is_file()
 
 
+def test_all_with_two_jobs_gives_each_result_its_own_process_would(quick, tmp_path, capsys):
+    # two experiments at once, each in a spawned process with one torch thread: the bilinear
+    # game has no float reductions to reorder, so its figures equal the in-process run's exactly
+    names = ["bilinear-game", "divergences"]
+    outcomes = run_all(True, tmp_path, names=names, jobs=2, echo=lambda o: print("done:", o["name"]))
+    assert [o["name"] for o in outcomes] == names  # the registry's order, whichever finished first
+    alone, _ = quick("bilinear-game")
+    assert outcomes[0]["figures"] == json.loads(json.dumps(alone["figures"]))
+    divergences = outcomes[1]["figures"]["gaussians"]
+    assert divergences["at_mu_30"]["js"] == pytest.approx(math.log(2), abs=1e-9)
+    for name in names:
+        assert json.loads((tmp_path / name / "result.json").read_text())["name"] == name
+    html = (tmp_path / "report.html").read_text()
+    assert html.index("<section id='bilinear-game'>") < html.index("<section id='divergences'>")
+    printed = capsys.readouterr().out
+    assert printed.count("done:") == 2
+    # the CLI refuses a negative count in one line
+    assert main(["experiment", "all", "--jobs", "-1", "--out", str(tmp_path / "no")]) == 2
+    assert "--jobs must be >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()
+
+
+def test_jobs_share_out_the_cores(monkeypatch):
+    from wganlab.experiments import base
+
+    monkeypatch.setattr(base, "cpu_count", lambda: 2)
+    assert base.threads_per_job(1) == 2 and base.threads_per_job(2) == 1 and base.threads_per_job(8) == 1
+    monkeypatch.setattr(base, "cpu_count", lambda: 16)
+    assert base.threads_per_job(8) == 2
+
+
 def test_divergences(quick):
     outcome, folder = quick("divergences")
     _assert_written(outcome, folder)

@@ -316,6 +316,7 @@ def preset_text(name: str) -> str:
 
 def experiment(args) -> int:
     from wganlab.experiments import EXPERIMENTS, run_all, run_experiment, write_experiments_report
+    from wganlab.experiments.base import cpu_count, threads_per_job
 
     if args.name == "list":
         for name, experiment in EXPERIMENTS.items():
@@ -328,11 +329,15 @@ def experiment(args) -> int:
         for item in outcome["checks"]:
             print(f"  [{'ok' if item['passed'] else 'FAIL'}] {item['name']}: {item['value']} (bar: {item['bar']})")
 
+    if args.jobs < 0:
+        raise UsageError(f"--jobs must be >= 0 (0: one per core), got {args.jobs}")
     if args.name == "all":
         out = Path(args.out or "runs/experiments")
-        print(f"wganlab: running all {len(EXPERIMENTS)} experiments{' (quick)' if args.quick else ''} into {out}",
-              flush=True)
-        outcomes = run_all(args.quick, out, echo=echo)
+        jobs = min(args.jobs or cpu_count(), len(EXPERIMENTS))
+        at_once = f", {jobs} at a time with {threads_per_job(jobs)} thread(s) each" if jobs > 1 else ""
+        print(f"wganlab: running all {len(EXPERIMENTS)} experiments{' (quick)' if args.quick else ''} into {out}"
+              f"{at_once}", flush=True)
+        outcomes = run_all(args.quick, out, echo=echo, jobs=jobs)
         failed = [o["name"] for o in outcomes if not o["passed"]]
         print(f"{len(outcomes) - len(failed)} of {len(outcomes)} claims reproduced"
               + (f"; not reproduced: {', '.join(failed)}" if failed else ""))

@@ -143,6 +143,9 @@ def _add_experiment_parser(sub) -> None:
     experiment.add_argument("name", help="list, all, or an experiment's name (see 'wganlab experiment list')")
     experiment.add_argument("--quick", action="store_true", help="the seconds-long version the tests run")
     experiment.add_argument("--out", help="output folder (default runs/experiments[/NAME])")
+    experiment.add_argument("--jobs", type=int, default=0,
+                            help="with 'all': experiments run at once, each in its own process with the cores "
+                                 "shared out (default 0: one per core; 1: one after another in this process)")
 
 
 def _add_image_commands(sub) -> None:

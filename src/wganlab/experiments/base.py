@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import os
 import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -34,19 +37,22 @@ class Experiment:
         name: the name on the command line.
         title: one line for listings and the report.
         run: (quick, out folder) -> :func:`result` dict.
+        seconds: the full version's wall time on 2 CPU cores as last measured, roughly: ``all``
+            with several jobs starts the longest first, so none is left running alone at the end.
     """
 
     name: str
     title: str
     run: Callable[[bool, Path], dict]
+    seconds: float = 0.0
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
 
 
-def register(name: str, title: str):
+def register(name: str, title: str, seconds: float = 0.0):
     def decorate(function):
-        EXPERIMENTS[name] = Experiment(name, title, function)
+        EXPERIMENTS[name] = Experiment(name, title, function, seconds)
         return function
 
     return decorate
@@ -129,22 +135,82 @@ def run_experiment(name: str, quick: bool, out: str | Path) -> dict:
     return outcome
 
 
-def run_all(quick: bool, out: str | Path, names: list[str] | None = None, echo=None) -> list[dict]:
-    """Runs every experiment (or ``names``) into ``out/NAME`` and writes ``out/report.html``."""
-    from wganlab.data.mnist import DataError
+def run_all(quick: bool, out: str | Path, names: list[str] | None = None, echo=None, jobs: int = 1) -> list[dict]:
+    """Runs every experiment (or ``names``) into ``out/NAME`` and writes ``out/report.html``.
 
+    ``jobs`` > 1 runs that many experiments at once, each in its own process with
+    ``threads_per_job(jobs)`` torch threads, the longest first (:attr:`Experiment.seconds`). The
+    experiments share nothing but the CPU, so each result is what it would be alone with that
+    many threads; ``echo`` sees each outcome as it finishes, and the report keeps the
+    registry's order.
+    """
     out = Path(out)
-    outcomes = []
-    for name in names or list(EXPERIMENTS):
-        try:
-            outcomes.append(run_experiment(name, quick, out / name))
-        except DataError as error:  # an experiment whose data is not on this machine: the rest still run
-            print(f"wganlab: skipped {name}: {error}", file=sys.stderr)
-            continue
-        if echo is not None:
-            echo(outcomes[-1])
+    names = list(names or EXPERIMENTS)
+    jobs = max(1, min(jobs, len(names)))
+    finished = _run_in_processes(quick, out, names, echo, jobs) if jobs > 1 else _run_here(quick, out, names, echo)
+    outcomes = [finished[name] for name in names if name in finished]
     write_experiments_report(out, [out / o["name"] for o in outcomes])
     return outcomes
+
+
+def threads_per_job(jobs: int) -> int:
+    """torch threads for each of ``jobs`` experiment processes: the machine's cores shared out."""
+    return max(1, cpu_count() // max(1, jobs))
+
+
+def cpu_count() -> int:
+    """The cores this process may run on (its affinity where the OS has one, else all)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _skipped(name: str, error: Exception) -> None:
+    # an experiment whose data is not on this machine: the rest still run
+    print(f"wganlab: skipped {name}: {error}", file=sys.stderr)
+
+
+def _run_here(quick: bool, out: Path, names: list[str], echo) -> dict:
+    from wganlab.data.mnist import DataError
+
+    finished = {}
+    for name in names:
+        try:
+            finished[name] = run_experiment(name, quick, out / name)
+        except DataError as error:
+            _skipped(name, error)
+            continue
+        if echo is not None:
+            echo(finished[name])
+    return finished
+
+
+def _start_job(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _run_in_processes(quick: bool, out: Path, names: list[str], echo, jobs: int) -> dict:
+    # Processes, not threads: the experiments' Python (the small nets are bound by per-op
+    # dispatch) would share one interpreter lock. "spawn" starts each from a clean interpreter
+    # rather than a fork of a process that may hold torch's thread pools.
+    from wganlab.data.mnist import DataError
+
+    context = multiprocessing.get_context("spawn")
+    longest_first = sorted(names, key=lambda name: -EXPERIMENTS[name].seconds)
+    finished = {}
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_job,
+                             initargs=(threads_per_job(jobs),)) as pool:
+        futures = {pool.submit(run_experiment, name, quick, out / name): name for name in longest_first}
+        for future in as_completed(futures):
+            name = futures[future]
+            try:
+                finished[name] = future.result()
+            except DataError as error:
+                _skipped(name, error)
+                continue
+            if echo is not None:
+                echo(finished[name])
+    return finished
 
 
 def final_metrics(configs: list) -> list[dict]:

@@ -98,7 +98,7 @@ DIRAC_KINDS = {"gan": "GAN, unregularised", "r1": "GAN + R1 (gamma 1)", "wgan": 
 
 
 @register("bilinear-game", "min_x max_y xy and the Dirac-GAN under simultaneous, alternating, "
-                           "extragradient and optimistic steps")
+                           "extragradient and optimistic steps", seconds=3)
 def run(quick: bool, out: Path) -> dict:
     # The games cost microseconds a step: the quick version is the full one.
     eta, steps = 0.1, 1000

@@ -137,7 +137,7 @@ def _settings(quick: bool) -> dict:
 
 
 @register("clip-vs-gp", "a 12-layer critic's gradient norms per layer under weight clipping (c = 0.1, 0.01, 0.001) "
-                        "and the gradient penalty, trained to optimality; the value surfaces of toy critics")
+                        "and the gradient penalty, trained to optimality; the value surfaces of toy critics", seconds=586)
 def run(quick: bool, out: Path) -> dict:
     st = _settings(quick)
     runs = {f"clip {c}": train_critic("swissroll", "clip", c, 12, 0.0, st["deep_steps"], st["batch"],

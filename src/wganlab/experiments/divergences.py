@@ -87,7 +87,7 @@ def trained_estimates(theta: float, steps: int, hidden: int = 64, batch: int = 2
 
 
 @register("divergences", "JS, KL, reverse KL, TV and W1 between shifted distributions, closed form and as "
-                         "trained networks estimate them")
+                         "trained networks estimate them", seconds=40)
 def run(quick: bool, out: Path) -> dict:
     mus = np.linspace(0.0, 30.0, 301 if not quick else 61)
     div = gaussian_divergences(mus, points=12001 if not quick else 6001)

@@ -64,7 +64,7 @@ def _rank_correlations(names, trainers, losses_of: dict, quality: str):
 
 
 @register("loss-vs-quality", "Spearman correlation over training between each loss and the exact W1 "
-                             "(WGAN, WGAN-GP critics vs GAN losses)")
+                             "(WGAN, WGAN-GP critics vs GAN losses)", seconds=783)
 def run(quick: bool, out: Path) -> dict:
     steps, every, n_eval, seeds = (STEPS, STEPS // 20, 1000, (0,)) if not quick else (300, 20, 300, (0,))
     # the paper presets' own nets in the full version; the quick one shrinks them

@@ -54,7 +54,7 @@ def configs(quick: bool) -> tuple[list[tuple[str, int]], list, dict]:
 
 
 @register("mnist-modes", "MNIST class histograms through the shipped classifier: a collapsing NS-GAN "
-                         "(lr_g = 10 lr_d) vs WGAN-GP")
+                         "(lr_g = 10 lr_d) vs WGAN-GP", seconds=263)
 def run(quick: bool, out: Path) -> dict:
     if not mnist_available():
         raise DataError(f"mnist-modes needs the MNIST digits, not found in {default_mnist_dir()}; "

@@ -69,7 +69,7 @@ def coverage_over_time(evals: list[dict]) -> dict:
 
 
 @register("mode-collapse", "modes captured and visited over training on Metz et al.'s ring: GAN, Unrolled GAN "
-                           "(5 and 10 steps), WGAN-GP with the authors' toy settings")
+                           "(5 and 10 steps), WGAN-GP with the authors' toy settings", seconds=1650)
 def run(quick: bool, out: Path) -> dict:
     datasets, seeds, steps, every = ((("ring8",), (0, 1, 2), 1500, 100) if not quick
                                      else (("ring8",), (0,), 300, 30))

@@ -67,7 +67,7 @@ def grid_configs(g: dict) -> tuple[list[dict], list]:
 
 
 @register("sensitivity", "a grid of learning rate x n_critic x beta1 x seeds per preset on ring8: "
-                         "success rate and the spread of W1")
+                         "success rate and the spread of W1", seconds=859)
 def run(quick: bool, out: Path) -> dict:
     g = grid(quick)
     settings, configs = grid_configs(g)

@@ -166,7 +166,7 @@ def _settings(quick: bool) -> dict:
 
 
 @register("vanishing-gradients", "the generator's gradient under minimax, -log D and WGAN-GP costs as the "
-                                 "discriminator approaches optimality; collapse against a frozen D")
+                                 "discriminator approaches optimality; collapse against a frozen D", seconds=256)
 def run(quick: bool, out: Path) -> dict:
     # like the paper's 1, 10 and 25 epochs: generators trained for several lengths, then frozen
     st = _settings(quick)
