@@ -132,7 +132,8 @@ def test_a_preset_written_as_its_base_plus_changes_has_the_bases_keys_and_its_ow
     from wganlab import config as config_module
 
     assert PRESETS["pacgan3"] == {**PRESETS["pacgan"], "pack": 3, "batch_size": 300}
-    assert PRESETS["wgan-gp-2d-grid25"] == {**PRESETS["wgan-gp-2d"], "steps": 14000}
+    assert PRESETS["wgan-gp-2d-grid25"] == {**PRESETS["wgan-gp-2d"], "steps": 14000, "depth": 4, "critic_depth": 3,
+                                            "batch_size": 128, "lr_decay_clock": "budget"}
     shipped = tmp_path / "wganlab"
     (shipped / "presets").mkdir(parents=True)
     (shipped / "presets" / "a.toml").write_text('description = "a"\nbase = "b"\nsteps = 5\n')
@@ -245,9 +246,10 @@ def test_grid25_without_a_preset_starts_from_the_preset_tuned_for_it():
                                     "digits": "wgan-gp-images", "images": "wgan-gp-images"}
     grid = resolve(None, {"data": "grid25"})
     assert grid.preset == "wgan-gp-2d-grid25" and grid.steps == 14000
-    # the same recipe as the default, only longer
-    for longer in ("wgan-gp-2d-grid25", "wgan-gp-2d-ring8"):
-        assert {k: v for k, v in PRESETS[longer].items() if k != "steps"} == PRESETS["wgan-gp-2d"]
+    # ring8's: the default, only longer; grid25's also a deeper generator on batches of 128, decayed by budget
+    assert {k: v for k, v in PRESETS["wgan-gp-2d-ring8"].items() if k != "steps"} == PRESETS["wgan-gp-2d"]
+    changed = {k for k, v in PRESETS["wgan-gp-2d-grid25"].items() if PRESETS["wgan-gp-2d"].get(k) != v}
+    assert changed == {"steps", "depth", "critic_depth", "batch_size", "lr_decay_clock"} and grid.depth == 4
     assert resolve(None, {}).preset == resolve(None, {"data": "ring8"}).preset == "wgan-gp-2d-ring8"
     assert resolve(None, {"data": "ring8"}).steps == 6000 and resolve(None, {"data": "swissroll"}).preset == "wgan-gp-2d"
     assert resolve("wgan-gp-2d", {"data": "grid25"}).steps == 3000  # a named preset wins

@@ -72,6 +72,8 @@ class TrainConfig:
     steps: int = _key(3000, "generator steps")
     max_seconds: float = _key(0.0, "wall-clock budget of the loop in seconds (0: none, steps alone decide)")
     lr_decay_fraction: float = _key(0.5, "final fraction of steps over which both learning rates decay linearly to 0")
+    lr_decay_clock: str = _key("steps", "the decay's clock: steps | budget (steps or max_seconds, whichever runs "
+                               "out first: a run its budget cuts still ends decayed)", ("steps", "budget"))
     extended_from: int = _key(0, "the steps a run was planned for before a --resume extended it (0: never extended); "
                                  "its learning-rate decay is re-planned over the new steps", flag=False)
     ema: float = _key(0.99, "generator weight EMA decay (0: off)")
@@ -200,11 +202,9 @@ def _coerce(key: str, value: Any) -> Any:
         if optional and text.lower() in ("none", "null", ""):
             return None
         try:
+            if base == "bool" and text.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                return text.lower() in ("1", "true", "yes", "on")
             if base == "bool":
-                if text.lower() in ("1", "true", "yes", "on"):
-                    return True
-                if text.lower() in ("0", "false", "no", "off"):
-                    return False
                 raise ValueError
             value = float(text) if base == "float" else int(text)
         except ValueError:
@@ -350,8 +350,8 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
     if set(table) == {"train"} and isinstance(table["train"], dict):
         table = table["train"]
-    table.pop("description", None)  # a copied preset file keeps its one-line description
-    table.pop("default_for", None)
+    for key in ("description", "default_for"):  # a copied preset file keeps its description and data
+        table.pop(key, None)
     return table
 
 

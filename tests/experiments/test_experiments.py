@@ -78,7 +78,7 @@ def test_cli_lists_runs_and_refuses(tmp_path, capsys):
     assert len(err) == 1 and "bilinear-game" in err[0]
     out = tmp_path / "bil"
     assert main(["experiment", "bilinear-game", "--quick", "--out", str(out)]) == 0
-    assert "bilinear-game: passed" in capsys.readouterr().out
+    assert "bilinear-game: passed (" in capsys.readouterr().out
     assert (out / "report.html").read_text().count("data:image/png;base64,") == 2
 
 
@@ -113,7 +113,8 @@ def test_all_with_two_jobs_gives_each_result_its_own_process_would(quick, tmp_pa
     divergences = outcomes[1]["figures"]["gaussians"]
     assert divergences["at_mu_30"]["js"] == pytest.approx(math.log(2), abs=1e-9)
     for name in names:
-        assert json.loads((tmp_path / name / "result.json").read_text())["name"] == name
+        written = json.loads((tmp_path / name / "result.json").read_text())
+        assert written["name"] == name and 0 <= written["wall_seconds"] < 120
     html = (tmp_path / "report.html").read_text()
     assert html.index("<section id='bilinear-game'>") < html.index("<section id='divergences'>")
     printed = capsys.readouterr().out

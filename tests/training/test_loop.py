@@ -56,6 +56,40 @@ def test_learning_rate_decays_linearly_to_zero_over_the_final_fraction():
     assert lrs[4:] == pytest.approx([1e-3, 0.8e-3, 0.6e-3, 0.4e-3, 0.2e-3, 0.0])
 
 
+def test_the_budget_clock_decays_by_the_share_of_the_budget_spent_or_by_steps_whichever_is_further():
+    from wganlab.core.schedules import budget_decay, linear_decay
+
+    factor = budget_decay(1000, 0.5, max_seconds=100.0)
+    assert factor(10, 10.0) == 1.0  # 10% of the budget: step 100 of 1000, before the decay starts at 500
+    assert factor(10, 75.0) == pytest.approx(0.5)  # 75% of the budget counts as step 750: half-way down
+    assert factor(900, 10.0) == pytest.approx(0.2)  # the steps ahead of the clock: step 900
+    assert factor(10, 100.0) == factor(10, 250.0) == 0.0  # the budget spent: decayed
+    no_budget = budget_decay(1000, 0.5, max_seconds=0.0)
+    assert [no_budget(s, 1e9) for s in (0, 600, 1000)] == [linear_decay(1000, 0.5)(s) for s in (0, 600, 1000)]
+
+
+def test_a_run_cut_by_its_budget_ends_decayed_on_the_budget_clock_and_not_on_the_steps_clock():
+    budget = dict(TINY, steps=10**6, max_seconds=1.5, log_every=10)
+    by_steps = Trainer(resolve("wgan-gp-2d", budget))
+    by_steps.train()
+    by_budget = Trainer(resolve("wgan-gp-2d", dict(budget, lr_decay_clock="budget")))
+    by_budget.train()
+    assert by_steps.step < 10**6 and by_budget.step < 10**6  # both cut by the 1.5 s
+    assert by_steps.opt_g.param_groups[0]["lr"] == 8e-4  # the steps' plan had not begun to decay
+    assert by_budget.opt_g.param_groups[0]["lr"] < 0.05 * 8e-4  # the budget's plan had all but ended
+    lrs = [r["lr_g"] for r in by_budget.history if r["kind"] == "train"]
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] == 8e-4  # flat, then falling
+
+
+def test_the_budget_clock_without_a_binding_budget_is_the_steps_run_bit_for_bit():
+    def run(**clock):
+        trainer = Trainer(resolve("wgan-gp-2d", dict(TINY, steps=6, lr_decay_fraction=0.5, **clock)))
+        trainer.train()
+        return [{k: v for k, v in r.items() if k != "time"} for r in trainer.history]
+
+    assert run() == run(lr_decay_clock="budget") == run(lr_decay_clock="budget", max_seconds=1e9)
+
+
 def test_logged_losses_are_means_over_the_critic_steps_of_the_interval():
     config = resolve("wgan-gp-2d", dict(TINY, steps=1, n_critic=3))
     by_hand = Trainer(config)

@@ -325,9 +325,10 @@ def experiment(args) -> int:
 
     def echo(outcome: dict) -> None:
         verdict = "passed" if outcome["passed"] else "FAILED"
-        print(f"{outcome['name']}: {verdict}: {outcome['claim']}")
+        print(f"{outcome['name']}: {verdict} ({outcome['wall_seconds']:.0f} s): {outcome['claim']}")
         for item in outcome["checks"]:
-            print(f"  [{'ok' if item['passed'] else 'FAIL'}] {item['name']}: {item['value']} (bar: {item['bar']})")
+            print(f"  [{'ok' if item['passed'] else 'FAIL'}] {item['name']}: {item['value']} (bar: {item['bar']})",
+                  flush=True)  # an hour-long `all` shows each result as it comes
 
     if args.jobs < 0:
         raise UsageError(f"--jobs must be >= 0 (0: one per core), got {args.jobs}")

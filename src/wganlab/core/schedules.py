@@ -25,3 +25,21 @@ def linear_decay(steps: int, decay_fraction: float) -> Callable[[int], float]:
         return max(0.0, (steps - step) / decay_steps)
 
     return factor
+
+
+def budget_decay(steps: int, decay_fraction: float, max_seconds: float) -> Callable[[int, float], float]:
+    """(step, elapsed seconds) -> factor: :func:`linear_decay` on the further ahead of two clocks.
+
+    The step count, or the share of the time budget spent, taken as that share of ``steps``:
+    a run that ``max_seconds`` cuts before ``steps`` still ends with its decay done, as in
+    budgeted training (Li, Yumer and Ramanan 2020: a linear schedule planned on the budget).
+    Without a budget (``max_seconds`` 0) it is :func:`linear_decay`.
+    """
+    by_steps = linear_decay(steps, decay_fraction)
+
+    def factor(step: int, elapsed: float) -> float:
+        if max_seconds > 0:
+            step = max(step, int(steps * min(1.0, elapsed / max_seconds)))
+        return by_steps(step)
+
+    return factor

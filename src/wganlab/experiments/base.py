@@ -15,6 +15,7 @@ import math
 import multiprocessing
 import os
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,8 +128,10 @@ def run_experiment(name: str, quick: bool, out: str | Path) -> dict:
         raise ValueError(f"--out {out} is a file, not a folder; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     experiment = EXPERIMENTS[name]
+    started = time.perf_counter()
     outcome = experiment.run(quick, out)
-    outcome = {"name": name, "title": experiment.title, "quick": quick, **outcome}
+    outcome = {"name": name, "title": experiment.title, "quick": quick, **outcome,
+               "wall_seconds": round(time.perf_counter() - started, 1)}
     outcome = jsonable(outcome)
     atomic_write_text(out / RESULT, json.dumps(outcome, indent=2) + "\n")
     atomic_write_text(out / SECTION, section_html(outcome, out))

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from wganlab.config import TrainConfig, validate
+from wganlab.config import ConfigError, TrainConfig, validate
 from wganlab.core.constraints import CONSTRAINTS, interpolation_weights
 from wganlab.core.critic_gradients import mlp_layers
 from wganlab.core.packing import PackedCritic, pack_samples
-from wganlab.core.schedules import linear_decay
+from wganlab.core.schedules import budget_decay, linear_decay
 from wganlab.core.update_rules import make_update_rule
 from wganlab.data import make_dataset
 from wganlab.runs.folder import RunFolder
@@ -130,7 +130,8 @@ class Trainer(TrainerState, Telemetry):
             isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.generator.modules())
         self.opt_g = make_optimizer(config, self.generator.parameters(), config.lr_g)
         self.opt_d = make_optimizer(config, self.critic.parameters(), config.lr_d)
-        self.schedules = [torch.optim.lr_scheduler.LambdaLR(opt, linear_decay(config.steps, config.lr_decay_fraction)) for opt in (self.opt_g, self.opt_d)]
+        self.schedules = [torch.optim.lr_scheduler.LambdaLR(opt, self._decay_factor())
+                          for opt in (self.opt_g, self.opt_d)]
         self.update_rule = make_update_rule(config)
         self.update_rule.attach(self)
 
@@ -298,6 +299,18 @@ class Trainer(TrainerState, Telemetry):
         if self.ema is not None and update_ema:
             self.ema.update_parameters(self.generator)
         return {"g_loss": loss.detach()}
+
+    def _decay_factor(self):
+        """The learning rates' factor of the step (LambdaLR's lambda): by steps, or on the budget
+        clock by steps or the share of ``max_seconds`` spent, whichever is further on."""
+        config = self.config
+        if config.lr_decay_clock != "budget" or not config.max_seconds:
+            return linear_decay(config.steps, config.lr_decay_fraction)
+        if self.world_size > 1:  # each rank would read its own clock and step with its own rate
+            raise ConfigError("lr_decay_clock = budget under torchrun would give each process its own learning "
+                              "rate; use lr_decay_clock = steps (or drop --max-seconds)")
+        by_budget = budget_decay(config.steps, config.lr_decay_fraction, config.max_seconds)
+        return lambda step: by_budget(step, getattr(self, "elapsed", 0.0))
 
     # -- the loop ----------------------------------------------------------------------------------
     def train(self, until: int | None = None) -> dict:

@@ -76,6 +76,9 @@ def _check_supported(config: TrainConfig) -> None:
                           "set generator_batch_norm=false or use wganlab train")
     if config.precision != "fp32":
         raise ConfigError("sweep runs in fp32 only; drop --precision")
+    if config.lr_decay_clock == "budget" and config.max_seconds:
+        raise ConfigError("sweep plans the learning-rate decay on steps; with --max-seconds set lr_decay_clock=steps "
+                          "(or train the run with wganlab train)")
     if config.pack != 1:
         raise ConfigError(f"sweep does not stack packed critics (pack {config.pack}); use wganlab train for pack > 1")
     # what the stacked loop implements; anything else would be trained as something it is not
