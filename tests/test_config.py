@@ -133,7 +133,7 @@ def test_a_preset_written_as_its_base_plus_changes_has_the_bases_keys_and_its_ow
 
     assert PRESETS["pacgan3"] == {**PRESETS["pacgan"], "pack": 3, "batch_size": 300}
     assert PRESETS["wgan-gp-2d-grid25"] == {**PRESETS["wgan-gp-2d"], "steps": 14000, "depth": 4, "critic_depth": 3,
-                                            "batch_size": 128, "lr_decay_clock": "budget"}
+                                            "lr_decay_clock": "budget"}
     shipped = tmp_path / "wganlab"
     (shipped / "presets").mkdir(parents=True)
     (shipped / "presets" / "a.toml").write_text('description = "a"\nbase = "b"\nsteps = 5\n')
@@ -193,7 +193,7 @@ def test_every_key_declares_its_help_and_the_choices_come_from_the_registries():
     assert specs["data"].metadata["choices"] is DATASETS
     with_choices = {name for name, spec in specs.items() if "choices" in spec.metadata}
     assert with_choices == {"objective", "constraint", "optimizer", "update_rule", "critic_norm", "data", "net",
-                            "on_nonfinite", "logger", "precision", "critic_backward"}
+                            "on_nonfinite", "logger", "precision", "critic_backward", "lr_decay_clock"}
     for name in with_choices - {"data"}:  # each declared choice is accepted, a name outside them is refused
         config = TrainConfig(constraint="clip")  # no penalty, so that critic_norm "batch" is allowed
         for choice in specs[name].metadata["choices"]:
@@ -246,10 +246,10 @@ def test_grid25_without_a_preset_starts_from_the_preset_tuned_for_it():
                                     "digits": "wgan-gp-images", "images": "wgan-gp-images"}
     grid = resolve(None, {"data": "grid25"})
     assert grid.preset == "wgan-gp-2d-grid25" and grid.steps == 14000
-    # ring8's: the default, only longer; grid25's also a deeper generator on batches of 128, decayed by budget
+    # ring8's: the default, only longer; grid25's also a deeper generator, decayed by steps or budget
     assert {k: v for k, v in PRESETS["wgan-gp-2d-ring8"].items() if k != "steps"} == PRESETS["wgan-gp-2d"]
     changed = {k for k, v in PRESETS["wgan-gp-2d-grid25"].items() if PRESETS["wgan-gp-2d"].get(k) != v}
-    assert changed == {"steps", "depth", "critic_depth", "batch_size", "lr_decay_clock"} and grid.depth == 4
+    assert changed == {"steps", "depth", "critic_depth", "lr_decay_clock"} and grid.depth == 4
     assert resolve(None, {}).preset == resolve(None, {"data": "ring8"}).preset == "wgan-gp-2d-ring8"
     assert resolve(None, {"data": "ring8"}).steps == 6000 and resolve(None, {"data": "swissroll"}).preset == "wgan-gp-2d"
     assert resolve("wgan-gp-2d", {"data": "grid25"}).steps == 3000  # a named preset wins
