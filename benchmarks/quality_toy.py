@@ -7,9 +7,10 @@
 ``default`` is what ``wganlab train --data D`` runs with no preset (the data's own default).
 Each run trains for the preset's step count, cut so that the run with its final evaluation
 takes at most ``--budget`` wall seconds (the issue's protocol: at most 120 s a run on the 2-core
-CPU), and is scored by the PacGAN protocol on 2,500 samples: modes captured (a mode holding a sample within 3 sigma), the high-quality fraction
-(samples within 3 sigma of their nearest mode) and the reverse KL of the high-quality histogram
-to uniform, with the exact W1 by optimal transport.
+CPU), and is scored by the PacGAN protocol on 2,500 samples: modes captured (a mode holding a
+sample within 3 sigma), the high-quality fraction (samples within 3 sigma of their nearest
+mode) and the reverse KL of the high-quality histogram to uniform, with the exact W1 by optimal
+transport.
 
 ``--refine`` adds, under each plain row and labelled ``refined``, the same run's samples kept by
 discriminator rejection sampling on its critic (``wganlab sample --refine drs``). The plain
@@ -57,7 +58,8 @@ def _scores(result: dict) -> dict:
 def run_one(preset: str, data: str, seed: int, budget: float, refined: bool = False) -> list[dict]:
     """The plain row of one run, then (``refined``) its refined row."""
     name = default_preset(data) if preset == "default" else preset
-    # the loop's budget leaves the final evaluation (~0.5 s) inside the run's
+    # the loop's budget leaves the final evaluation inside the run's (measured 0.5-2.4 s on 12-06,
+    # more than FINAL_EVALUATION on a slow VM)
     config = resolve(name, {"data": data, "seed": seed, "max_seconds": budget - FINAL_EVALUATION, "eval_every": 0})
     trainer = Trainer(config)
     summary = trainer.train()

@@ -183,6 +183,7 @@ class ConfigError(ValueError):
 
 
 _FIELDS = {f.name: f for f in fields(TrainConfig)}
+_BOOL_WORDS = dict.fromkeys(("1", "true", "yes", "on"), True) | dict.fromkeys(("0", "false", "no", "off"), False)
 
 
 def _coerce(key: str, value: Any) -> Any:
@@ -202,12 +203,10 @@ def _coerce(key: str, value: Any) -> Any:
         if optional and text.lower() in ("none", "null", ""):
             return None
         try:
-            if base == "bool" and text.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-                return text.lower() in ("1", "true", "yes", "on")
             if base == "bool":
-                raise ValueError
+                return _BOOL_WORDS[text.lower()]
             value = float(text) if base == "float" else int(text)
-        except ValueError:
+        except (ValueError, KeyError):
             raise ConfigError(f"{key} must be {kind}, got {value!r}") from None
     if base == "bool":
         if not isinstance(value, bool):

@@ -145,8 +145,8 @@ def _add_experiment_parser(sub) -> None:
     experiment.add_argument("--out", help="output folder (default runs/experiments[/NAME])")
     experiment.add_argument("--jobs", type=int, default=1,
                             help="with 'all': experiments run at once, each in its own process with the cores shared "
-                                 "out (default 1: one after another; 0: one per core). On 2 cores 2 jobs are slower: "
-                                 "the large nets are compute-bound and run at half speed on one thread")
+                                 "out (default 1: one after another; 0: one per core). On 2 cores 2 jobs are no "
+                                 "faster: the large nets are compute-bound and run at half speed on one thread")
 
 
 def _add_image_commands(sub) -> None:

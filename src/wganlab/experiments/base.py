@@ -166,23 +166,24 @@ def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _skipped(name: str, error: Exception) -> None:
-    # an experiment whose data is not on this machine: the rest still run
-    print(f"wganlab: skipped {name}: {error}", file=sys.stderr)
+def _finish(name: str, outcome_of: Callable[[], dict], finished: dict, echo) -> None:
+    """Keeps ``outcome_of()`` as ``finished[name]`` and echoes it; an experiment whose data is not
+    on this machine is skipped with a line, and the rest still run."""
+    from wganlab.data.mnist import DataError
+
+    try:
+        finished[name] = outcome_of()
+    except DataError as error:
+        print(f"wganlab: skipped {name}: {error}", file=sys.stderr)
+        return
+    if echo is not None:
+        echo(finished[name])
 
 
 def _run_here(quick: bool, out: Path, names: list[str], echo) -> dict:
-    from wganlab.data.mnist import DataError
-
     finished = {}
     for name in names:
-        try:
-            finished[name] = run_experiment(name, quick, out / name)
-        except DataError as error:
-            _skipped(name, error)
-            continue
-        if echo is not None:
-            echo(finished[name])
+        _finish(name, lambda: run_experiment(name, quick, out / name), finished, echo)
     return finished
 
 
@@ -196,8 +197,6 @@ def _run_in_processes(quick: bool, out: Path, names: list[str], echo, jobs: int)
     # Processes, not threads: the experiments' Python (the small nets are bound by per-op
     # dispatch) would share one interpreter lock. "spawn" starts each from a clean interpreter
     # rather than a fork of a process that may hold torch's thread pools.
-    from wganlab.data.mnist import DataError
-
     context = multiprocessing.get_context("spawn")
     longest_first = sorted(names, key=lambda name: -EXPERIMENTS[name].seconds)
     finished = {}
@@ -205,14 +204,7 @@ def _run_in_processes(quick: bool, out: Path, names: list[str], echo, jobs: int)
                              initargs=(threads_per_job(jobs),)) as pool:
         futures = {pool.submit(run_experiment, name, quick, out / name): name for name in longest_first}
         for future in as_completed(futures):
-            name = futures[future]
-            try:
-                finished[name] = future.result()
-            except DataError as error:
-                _skipped(name, error)
-                continue
-            if echo is not None:
-                echo(finished[name])
+            _finish(futures[future], future.result, finished, echo)
     return finished
 
 
