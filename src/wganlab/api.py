@@ -20,7 +20,7 @@ import torch
 
 from wganlab.config import TrainConfig, resolve
 from wganlab.metrics.headline import headline_of
-from wganlab.report.run import CRITIC_SURFACE, write_report
+from wganlab.report.run import CRITIC_SURFACE, SamplesAhead, write_report
 from wganlab.runs.folder import RunFolder, RunFolderError
 
 
@@ -100,6 +100,9 @@ def _train_and_finish(trainer, run: RunFolder, config: TrainConfig) -> dict:
         from wganlab.observe.grids import GRIDS, SampleGrids
 
         trainer.callbacks.append(SampleGrids(run.path / GRIDS))
+    ahead = SamplesAhead(run.path) if trainer.dataset.dim == 2 and trainer.rank == 0 else None
+    if ahead is not None:
+        trainer.callbacks.append(ahead)
     board = None
     if config.logger in ("tensorboard", "both") and trainer.rank == 0:
         from wganlab.observe.tensorboard import TensorBoardLogger
@@ -109,19 +112,26 @@ def _train_and_finish(trainer, run: RunFolder, config: TrainConfig) -> dict:
     try:
         with _stop_on_signals(trainer):
             summary = trainer.train()
+        if trainer.rank != 0:
+            return summary
+        summary["interrupted"] = trainer.interrupted
+        # the final evaluation's samples, surface and picture where SamplesAhead took them, else now
+        taken = ahead.take(trainer) if ahead is not None else None
+        samples, surface, picture = taken or (None, None, None)
+        if samples is None:
+            samples = trainer.sample(config.eval_samples, seed=config.seed).numpy()
+        run.write_samples(samples)
+        if trainer.dataset.dim == 2:
+            xs, ys, values = surface or trainer.critic_surface()
+            run.write_arrays(CRITIC_SURFACE, xs=xs, ys=ys, values=values)
+        run.write_summary(summary)
+        write_report(run.path, samples_ahead=picture)
+        return summary
     finally:
         if board is not None:
             board.close()  # also when training fails: the events so far stay readable
-    if trainer.rank != 0:
-        return summary
-    summary["interrupted"] = trainer.interrupted
-    run.write_samples(trainer.sample(config.eval_samples, seed=config.seed).numpy())
-    if trainer.dataset.dim == 2:
-        xs, ys, values = trainer.critic_surface()
-        run.write_arrays(CRITIC_SURFACE, xs=xs, ys=ys, values=values)
-    run.write_summary(summary)
-    write_report(run.path)
-    return summary
+        if ahead is not None:
+            ahead.discard()  # a picture drawn ahead and not used (the run failed) leaves no file
 
 
 def extension_line(planned: int, config: TrainConfig, step: int) -> str:

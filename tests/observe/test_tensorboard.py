@@ -80,3 +80,23 @@ def test_image_data_gets_a_sample_grid(tmp_path):
     # 64 samples in 8 columns of 4 x 4 images: one 32 x 32 picture at the final step
     assert [(g.step, g.width, g.height) for g in grids] == [(2, 32, 32)]
     assert "samples/scatter" not in _events(tmp_path).Tags()["images"]  # no 2-D scatter of 16-D data
+
+
+def test_tensorboard_is_imported_without_the_remote_file_systems_and_leaves_them_importable():
+    """boto3 and fsspec (tensorboard's s3:// and remote back-ends, ~0.07 s) are hidden while the
+    writer is imported, and put back: the user's own import of them still works afterwards."""
+    import subprocess
+    import sys
+
+    code = ("import sys, importlib.util\n"
+            "from wganlab.observe.tensorboard import require_tensorboard\n"
+            "require_tensorboard()\n"
+            "assert 'torch.utils.tensorboard' in sys.modules\n"
+            "for name in ('boto3', 'fsspec'):\n"
+            "    assert name not in sys.modules, name\n"
+            "    if importlib.util.find_spec(name) is not None:\n"
+            "        __import__(name)\n"
+            "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

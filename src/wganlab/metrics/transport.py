@@ -16,8 +16,11 @@ def exact_w1(a: np.ndarray, b: np.ndarray, max_iterations: int = 10_000_000) -> 
     three presets; never slower on trained or spread-out samples); the value agrees to 1e-8.
     """
     import ot  # POT: slow to import, and only this needs it
+    from scipy.spatial.distance import cdist  # imported by POT already
 
-    cost = ot.dist(b, a, metric="euclidean")
+    # scipy's direct distances: ~10 ms for 2,000 x 2,000 against ~25 ms for ot.dist's expanded
+    # |a|^2 + |b|^2 - 2ab (which also rounds coincident points to ~1e-8 instead of 0)
+    cost = cdist(b, a)
     weights_a = np.full(len(a), 1.0 / len(a))
     weights_b = np.full(len(b), 1.0 / len(b))
     return float(ot.emd2(weights_b, weights_a, cost, numItermax=max_iterations))

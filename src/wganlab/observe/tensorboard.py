@@ -33,11 +33,29 @@ GRADIENT_POINTS = 512  # points at which the critic's input-gradient norms are h
 BINS = 64
 
 
+# tensorboard's file layer imports boto3 and fsspec when they are installed, for s3:// and other
+# remote log folders; a run folder is a local path, and the two cost ~0.07 s of a one-step run
+_REMOTE_FILESYSTEMS = ("boto3", "fsspec")
+
+
 def require_tensorboard():
-    """The SummaryWriter class, or a one-line error naming the fix (checked before a run folder is made)."""
+    """The SummaryWriter class, or a one-line error naming the fix (checked before a run folder is made).
+
+    Imported with boto3 and fsspec hidden (``sys.modules[name] = None`` makes their import fail,
+    which tensorboard reads as "no remote file systems"), then put back as they were, so a user's
+    own ``import boto3`` later works.
+    """
+    hidden = [name for name in _REMOTE_FILESYSTEMS if name not in sys.modules]
     try:
         with held_interrupt():
-            from torch.utils.tensorboard import SummaryWriter
+            for name in hidden:
+                sys.modules[name] = None
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            finally:
+                for name in hidden:
+                    if sys.modules.get(name, 0) is None:
+                        del sys.modules[name]
     except ImportError:  # tensorboard is a dependency, but a trimmed environment may lack it
         raise ValueError("--logger tensorboard/both needs the tensorboard package; pip install tensorboard, "
                          "or use --logger jsonl") from None

@@ -24,7 +24,7 @@ def plot_samples(samples: np.ndarray, real: np.ndarray, path: Path, surface: dic
     ax.legend(loc="upper right", markerscale=3)
     ax.set_title(title, y=TITLE_Y)
     fig.subplots_adjust(left=0.09, right=0.9, bottom=0.06, top=0.94)  # speed: fixed margins, no tight_layout pass
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")  # format named: the run draws it ahead under a .tmp name
     plt.close(fig)
 
 
