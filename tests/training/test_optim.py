@@ -71,3 +71,34 @@ def test_the_dynamo_free_adam_matches_torch_through_param_groups_missing_gradien
     for key, values in opt_a.state_dict()["state"].items():
         for name, value in values.items():
             assert torch.equal(value, opt_b.state_dict()["state"][key][name]), name
+
+
+def test_the_direct_fused_adam_step_is_taken_and_gives_way_to_hooks_and_a_loaded_state():
+    """After its first step EagerAdam calls the fused kernel itself (bit for bit torch's, above);
+    a step hook registered later still runs, and a state loaded mid-run is the one stepped."""
+    net_a, opt_a = _train(torch.optim.Adam, betas=(0.5, 0.9), fused=True)
+    net_b, opt_b = _train(EagerAdam, betas=(0.5, 0.9), fused=True)
+    assert opt_b._direct is not None and opt_b._direct[0] is opt_b.state  # the direct path ran
+    calls = []
+    handle = opt_b.register_step_pre_hook(lambda *args: calls.append(1))
+    for net, opt in ((net_a, opt_a), (net_b, opt_b)):
+        opt.zero_grad(set_to_none=True)
+        net(torch.ones(4, 5)).pow(2).mean().backward()
+        opt.step()
+    handle.remove()
+    assert calls == [1]
+    import copy
+
+    saved = opt_a.state_dict()
+    opt_a.load_state_dict(copy.deepcopy(saved))  # (loading shares the tensors: one copy each)
+    opt_b.load_state_dict(copy.deepcopy(saved))  # a restore: the lists kept before are the old state's
+    for net, opt in ((net_a, opt_a), (net_b, opt_b)):
+        for _ in range(3):
+            opt.zero_grad(set_to_none=True)
+            net(torch.ones(4, 5)).pow(2).mean().backward()
+            opt.step()
+    assert opt_b._direct[0] is opt_b.state
+    for a, b in zip(net_a.parameters(), net_b.parameters()):
+        assert torch.equal(a, b)
+    state_a, state_b = opt_a.state_dict()["state"], opt_b.state_dict()["state"]
+    assert all(torch.equal(state_a[k][n], state_b[k][n]) for k in state_a for n in state_a[k])

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from wganlab.config import ConfigError, TrainConfig, validate
 from wganlab.core.constraints import CONSTRAINTS, interpolation_weights
@@ -25,6 +25,7 @@ from wganlab.core.schedules import budget_decay, linear_decay
 from wganlab.core.update_rules import make_update_rule
 from wganlab.data import make_dataset
 from wganlab.runs.folder import RunFolder
+from wganlab.training.ema import GeneratorAverage, warmed_ema  # noqa: F401 (warmed_ema re-exported)
 from wganlab.training import step
 from wganlab.training.build import (autocast, build_critic, build_generator, check_memory, constraint_of,
                                     held_out_batch,
@@ -37,21 +38,6 @@ __all__ = ["CheckpointMismatchError", "NonFiniteError", "Trainer", "build_critic
            "keep_freed_memory_for_reuse", "rank_seed"]
 
 
-
-def warmed_ema(decay: float):
-    """An AveragedModel ``multi_avg_fn``: the EMA with its decay ramped as min(decay, (1 + t) / (10 + t))
-    at the t-th update (torch's own EMA function has a fixed decay)."""
-    @torch.no_grad()
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged) -> None:
-        t = float(num_averaged)
-        weight = 1.0 - min(decay, (1.0 + t) / (10.0 + t))
-        if torch.is_floating_point(averaged[0]):  # as torch's: foreach lerp handles floats only
-            torch._foreach_lerp_(averaged, current, weight)
-        else:
-            for mine, theirs in zip(averaged, current, strict=True):
-                mine.copy_(mine * (1 - weight) + theirs * weight)
-
-    return update
 
 class Trainer(TrainerState, Telemetry):
     """Trains one GAN from a validated :class:`TrainConfig`.
@@ -105,7 +91,7 @@ class Trainer(TrainerState, Telemetry):
         self.ema = None
         if config.ema > 0:
             average = warmed_ema(config.ema) if config.ema_warmup else get_ema_multi_avg_fn(config.ema)
-            self.ema = AveragedModel(self.generator, multi_avg_fn=average, use_buffers=True)
+            self.ema = GeneratorAverage(self.generator, multi_avg_fn=average, use_buffers=True)
 
         # Under torchrun the phases run through DDP wrappers, which average parameter gradients
         # over ranks; everything else (EMA, state, evaluation) uses the plain modules.

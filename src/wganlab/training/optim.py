@@ -18,6 +18,7 @@ import importlib
 import sys
 
 import torch
+from torch.optim.optimizer import _global_optimizer_post_hooks, _global_optimizer_pre_hooks
 
 _DISABLE_WRAPPER = "_compile.py"  # the file of torch._disable_dynamo's lazy wrapper
 
@@ -49,11 +50,61 @@ def _prepare() -> bool:
 
 
 class EagerAdam(torch.optim.Adam):
-    """``torch.optim.Adam`` whose ``step`` skips the compile wrapper (same update, same state)."""
+    """``torch.optim.Adam`` whose ``step`` skips the compile wrapper (same update, same state).
+
+    speed: with ``fused=True``, one parameter group and every parameter's state made (after the
+    first step), ``step`` calls torch's fused Adam kernel itself with the lists it keeps, which
+    is what ``Adam.step`` ends in after ~50 us of Python per call (grouping the tensors, reading
+    the state) on a 3x128 critic, ~10% of a small net's generator step with its critic steps.
+    The same kernel with the same arguments: the update and the state are torch's, bit for bit
+    (a test). Anything else (hooks, amsgrad, maximize, a missing gradient, a tensor lr, a state
+    loaded since) takes torch's own path.
+    """
+
+    _direct = None  # (state dict, params, exp_avgs, exp_avg_sqs, steps) for the direct call
 
     def step(self, closure=None):
+        if closure is None and self._direct_step():
+            return None
         with torch.no_grad():
             return torch.optim.Adam.step.__wrapped__(self, closure)
+
+    def _direct_step(self) -> bool:
+        if len(self.param_groups) != 1 or self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks \
+                or _global_optimizer_pre_hooks or _global_optimizer_post_hooks:
+            return False
+        group = self.param_groups[0]
+        kept = self._direct
+        if kept is None or kept[0] is not self.state or len(kept[1]) != len(group["params"]) \
+                or any(a is not b for a, b in zip(kept[1], group["params"])):
+            kept = self._direct = self._direct_lists(group)
+            if kept is None:
+                return False
+        _, params, exp_avgs, exp_avg_sqs, steps = kept
+        grads = [p.grad for p in params]
+        lr = group["lr"]
+        if any(g is None for g in grads) or isinstance(lr, torch.Tensor):
+            return False
+        beta1, beta2 = group["betas"]
+        with torch.no_grad():
+            torch._foreach_add_(steps, 1)
+            torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=lr, beta1=beta1,
+                               beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"], maximize=False,
+                               grad_scale=None, found_inf=None)
+        return True
+
+    def _direct_lists(self, group):
+        if not group.get("fused") or group["amsgrad"] or group["maximize"] or group["capturable"] \
+                or group["differentiable"] or group.get("decoupled_weight_decay"):
+            return None
+        params = list(group["params"])
+        states = [self.state.get(p) for p in params]
+        if not params or any(not st or "exp_avg" not in st for st in states):
+            return None  # the first step makes the state, through torch's path
+        if len({(p.device, p.dtype) for p in params}) != 1 or any(p.is_sparse for p in params):
+            return None
+        return (self.state, params, [st["exp_avg"] for st in states], [st["exp_avg_sq"] for st in states],
+                [st["step"] for st in states])
 
 
 class EagerRMSprop(torch.optim.RMSprop):

@@ -1,0 +1,53 @@
+"""The generator's exponential moving average: torch's ``AveragedModel`` with its update called directly."""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch.optim.swa_utils import AveragedModel
+
+
+def warmed_ema(decay: float):
+    """An AveragedModel ``multi_avg_fn``: the EMA with its decay ramped as min(decay, (1 + t) / (10 + t))
+    at the t-th update (torch's own EMA function has a fixed decay)."""
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged) -> None:
+        t = float(num_averaged)
+        weight = 1.0 - min(decay, (1.0 + t) / (10.0 + t))
+        if torch.is_floating_point(averaged[0]):  # as torch's: foreach lerp handles floats only
+            torch._foreach_lerp_(averaged, current, weight)
+        else:
+            for mine, theirs in zip(averaged, current, strict=True):
+                mine.copy_(mine * (1 - weight) + theirs * weight)
+
+    return update
+
+
+class GeneratorAverage(AveragedModel):
+    """``AveragedModel`` (``use_buffers=True``, a ``multi_avg_fn``) whose update, once the average
+    has its first copy, hands the same two tensor lists to the same ``multi_avg_fn`` without
+    rebuilding them (detaching, grouping by device and dtype) at every call.
+
+    speed: ``update_parameters`` spends ~0.15 ms of Python per generator step on a 4x128 MLP
+    generator, ~2% of a small net's step; the lists are kept while the nets hold the same
+    tensors (``load_state_dict`` copies into them). The same function on the same tensors: the
+    average is torch's, bit for bit (a test). Anything else takes ``AveragedModel``'s own path.
+    """
+
+    _lists = None  # (model, averaged tensors, the model's tensors) for the direct call
+
+    def update_parameters(self, model: torch.nn.Module) -> None:
+        if self.multi_avg_fn is None or not self.use_buffers or int(self.n_averaged) == 0:
+            super().update_parameters(model)
+            return
+        kept = self._lists
+        if kept is None or kept[0] is not model:
+            mine = [t.detach() for t in itertools.chain(self.module.parameters(), self.module.buffers())]
+            theirs = [t.detach() for t in itertools.chain(model.parameters(), model.buffers())]
+            if len(mine) != len(theirs) or len({(t.device, t.dtype) for t in mine + theirs}) != 1:
+                super().update_parameters(model)
+                return
+            kept = self._lists = (model, mine, theirs)
+        self.multi_avg_fn(kept[1], kept[2], self.n_averaged)
+        self.n_averaged += 1

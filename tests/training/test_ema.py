@@ -1,0 +1,41 @@
+import copy
+
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from wganlab.training.ema import GeneratorAverage, warmed_ema
+
+
+def _net(batch_norm: bool):
+    torch.manual_seed(0)
+    layers = [torch.nn.Linear(3, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)]
+    if batch_norm:
+        layers.insert(1, torch.nn.BatchNorm1d(8))
+    return torch.nn.Sequential(*layers)
+
+
+def _average(cls, batch_norm: bool, fn):
+    net = _net(batch_norm)
+    average = cls(net, multi_avg_fn=fn, use_buffers=True)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    data = torch.randn(12, 16, 3, generator=torch.Generator().manual_seed(1))
+    for i, batch in enumerate(data):
+        optimizer.zero_grad()
+        net(batch).pow(2).mean().backward()
+        optimizer.step()
+        average.update_parameters(net)
+        if i == 6:  # a restore (the trainer's rollback and resume): copied into the same tensors
+            saved = copy.deepcopy(average.state_dict())
+            average.load_state_dict(saved)
+            net.load_state_dict(copy.deepcopy(net.state_dict()))
+    return average
+
+
+def test_the_direct_average_is_torchs_bit_for_bit_with_and_without_integer_buffers():
+    for batch_norm in (False, True):
+        for fn in (get_ema_multi_avg_fn(0.9), warmed_ema(0.99)):
+            ours, torchs = _average(GeneratorAverage, batch_norm, fn), _average(AveragedModel, batch_norm, fn)
+            assert int(ours.n_averaged) == int(torchs.n_averaged) == 12
+            for a, b in zip(ours.state_dict().values(), torchs.state_dict().values()):
+                assert torch.equal(a, b)
+    assert _average(GeneratorAverage, False, get_ema_multi_avg_fn(0.9))._lists is not None  # the direct path ran
