@@ -129,9 +129,10 @@ class TrainConfig:
     held_out: int = _key(1024, "size of the fixed held-out batch of the critic's Wasserstein estimate at each log line")
     precision: str = _key("fp32", "fp32 | bf16 (autocast the nets' matmuls to bfloat16, CPU and GPU; losses and "
                           "penalty norms in fp32)", PRECISIONS)
-    critic_backward: str = _key("auto", "auto (plain MLP critics take their critic-step gradients from "
-                                "wganlab.core.critic_gradients: explicit matmuls, the same mathematics) | autograd "
-                                "(always torch.autograd)", CRITIC_BACKWARDS)
+    critic_backward: str = _key("auto", "auto (plain MLP critics take their critic-step gradients, and with a plain "
+                                "ReLU MLP generator its step's, from explicit matmuls: core.critic_gradients, "
+                                "core.generator_gradients, the same mathematics) | autograd (always torch.autograd)",
+                                CRITIC_BACKWARDS)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from wganlab.core.constraints import gradient_norms
-from wganlab.core.nets import MaskedLeakyReLU, slope_mask
+from wganlab.core.nets import MaskedLeakyReLU
 
 
 @dataclass
@@ -78,18 +78,29 @@ def mlp_layers(critic: nn.Module) -> tuple[list[nn.Linear], list[float]] | None:
 
 
 def mlp_forward(weights, biases, slopes, x: torch.Tensor):
-    """Scores (K, R, 1) of x (K, R, n_0), the inputs h_0..h_{L-1} of each layer and the masks s_1..s_{L-1}."""
-    inputs, masks = [x], []
+    """Scores (K, R, 1) of x (K, R, n_0) and the inputs h_0..h_{L-1} of each layer.
+
+    The activations are torch's (in place on the pre-activations); their slopes s_l are read
+    back from h_l by :func:`times_slope`, so no mask tensor is made (a float mask cost a
+    comparison and a conversion per layer, ~25 us at 768 x 128 on 2 cores).
+    """
+    inputs = [x]
     h = x
     for index, (weight, bias) in enumerate(zip(weights, biases)):
         a = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
         if index == len(weights) - 1:
-            return a, inputs, masks
-        mask = slope_mask(a, slopes[index])
-        h = a.mul_(mask)
+            return a, inputs
+        h = torch.relu_(a) if slopes[index] == 0 else nn.functional.leaky_relu_(a, slopes[index])
         inputs.append(h)
-        masks.append(mask)
     raise ValueError("an MLP needs at least one layer")
+
+
+def times_slope(grad: torch.Tensor, h: torch.Tensor, slope: float) -> torch.Tensor:
+    """grad * s, s = 1 where the activation's output h > 0, else ``slope`` (h > 0 exactly where
+    its input was): torch's own backward of relu / leaky_relu, one kernel, no mask."""
+    if slope == 0:
+        return torch.ops.aten.threshold_backward(grad, h, 0)
+    return torch.ops.aten.leaky_relu_backward(grad, h, slope, True)
 
 
 def _matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -132,7 +143,7 @@ def critic_step_gradients(weights: list[torch.Tensor], biases: list[torch.Tensor
     rows = [real, fake]
     if penalised:
         rows.append(eps * real + (1 - eps) * fake)
-    scores, inputs, masks = mlp_forward(weights, biases, slopes, torch.cat(rows, dim=1).to(low))
+    scores, inputs = mlp_forward(weights, biases, slopes, torch.cat(rows, dim=1).to(low))
 
     # dLoss/dscore in closed form, else from the objective itself through autograd on the
     # (K, 2B, 1) scores only (the closed forms save the autograd engine's fixed cost per step)
@@ -153,7 +164,7 @@ def critic_step_gradients(weights: list[torch.Tensor], biases: list[torch.Tensor
     # downwards: J_l for l = L..1, shared by the loss's backward and the input-gradient chain
     chain = [score_grad]
     for index in range(len(weights) - 1, 0, -1):
-        chain.append(_matmul(chain[-1], weights[index]).mul_(masks[index - 1]))
+        chain.append(times_slope(_matmul(chain[-1], weights[index]), inputs[index], slopes[index - 1]))
     chain.reverse()  # chain[l] = J_{l+1}
 
     penalty_stats: dict = {}
@@ -174,7 +185,8 @@ def critic_step_gradients(weights: list[torch.Tensor], biases: list[torch.Tensor
         upward = upward.to(low)
         inputs[0][:, 2 * batch:] = upward  # inputs[0] is the concatenation made above
         for index in range(1, len(weights)):
-            upward = torch.bmm(upward, weights[index - 1].transpose(1, 2)).mul_(masks[index - 1][:, 2 * batch:])
+            upward = times_slope(torch.bmm(upward, weights[index - 1].transpose(1, 2)),
+                                  inputs[index][:, 2 * batch:], slopes[index - 1])
             inputs[index][:, 2 * batch:] = upward
 
     weight_grads = [torch.bmm(j.transpose(1, 2), h).float() for j, h in zip(chain, inputs)]

@@ -20,6 +20,7 @@ from torch.optim.swa_utils import get_ema_multi_avg_fn
 from wganlab.config import ConfigError, TrainConfig, validate
 from wganlab.core.constraints import CONSTRAINTS, interpolation_weights
 from wganlab.core.critic_gradients import mlp_layers
+from wganlab.core.generator_gradients import generator_step_gradients, mlp_generator_layers
 from wganlab.core.packing import PackedCritic, pack_samples
 from wganlab.core.schedules import budget_decay, linear_decay
 from wganlab.core.update_rules import make_update_rule
@@ -114,6 +115,11 @@ class Trainer(TrainerState, Telemetry):
             [layer.bias.unsqueeze(0) for layer in self._critic_layers[0]])
         self._generator_has_batch_statistics = any(
             isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.generator.modules())
+        # the generator step by hand (core.generator_gradients) under the same conditions, fp32,
+        # unpacked, for games whose generator loss reads only fake scores
+        self._generator_layers = None if (self._critic_layers is None or config.precision != "fp32"
+                                          or config.pack != 1 or self.objective.generator_needs_real) \
+            else mlp_generator_layers(self.generator)
         self.opt_g = make_optimizer(config, self.generator.parameters(), config.lr_g)
         self.opt_d = make_optimizer(config, self.critic.parameters(), config.lr_d)
         self.schedules = [torch.optim.lr_scheduler.LambdaLR(opt, self._decay_factor())
@@ -269,6 +275,11 @@ class Trainer(TrainerState, Telemetry):
     def generator_step(self, score=None, update_ema: bool = True) -> dict:
         """One generator update; ``score`` (fake -> scores) replaces the critic, as the unrolled
         rule does, and ``update_ema`` False leaves the EMA alone (an extragradient look-ahead)."""
+        if score is None and self._generator_layers is not None:
+            loss = self._generator_step_by_hand()
+            if self.ema is not None and update_ema:
+                self.ema.update_parameters(self.generator)
+            return {"g_loss": loss}
         self.critic.requires_grad_(False)  # no critic parameter gradients in the generator phase
         try:
             with autocast(self.config, self.device):
@@ -285,6 +296,18 @@ class Trainer(TrainerState, Telemetry):
         if self.ema is not None and update_ema:
             self.ema.update_parameters(self.generator)
         return {"g_loss": loss.detach()}
+
+    def _generator_step_by_hand(self) -> torch.Tensor:
+        """The generator update with its gradients from ``core.generator_gradients``; the loss."""
+        layers, (critic_layers, slopes) = self._generator_layers, self._critic_layers
+        weight_grads, bias_grads, loss = generator_step_gradients(
+            [layer.weight for layer in layers], [layer.bias for layer in layers],
+            [layer.weight for layer in critic_layers], [layer.bias for layer in critic_layers], slopes,
+            self.draw_noise(self.local_batch), lambda scores: self.objective.generator(scores, None))
+        for layer, weight_grad, bias_grad in zip(layers, weight_grads, bias_grads):
+            layer.weight.grad, layer.bias.grad = weight_grad, bias_grad
+        self.opt_g.step()
+        return loss
 
     def _decay_factor(self):
         """The learning rates' factor of the step (LambdaLR's lambda): by steps, or on the budget
