@@ -253,7 +253,7 @@ def test_the_flags_that_were_missing_reach_the_config(capsys):
 def test_train_on_grid25_without_a_preset_names_the_preset_it_uses(capsys):
     assert main(["train", "--data", "grid25", "--dry-run"]) == 0
     out, err = capsys.readouterr()
-    assert json.loads(out)["preset"] == "wgan-gp-2d-grid25" and json.loads(out)["steps"] == 14000
+    assert json.loads(out)["preset"] == "wgan-gp-2d-grid25" and json.loads(out)["steps"] == 16000
     assert "no --preset for --data grid25: using wgan-gp-2d-grid25" in err
     assert main(["train", "--data", "grid25", "--preset", "wgan-gp-2d", "--dry-run"]) == 0
     out, err = capsys.readouterr()

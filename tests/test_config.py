@@ -132,7 +132,7 @@ def test_a_preset_written_as_its_base_plus_changes_has_the_bases_keys_and_its_ow
     from wganlab import config as config_module
 
     assert PRESETS["pacgan3"] == {**PRESETS["pacgan"], "pack": 3, "batch_size": 300}
-    assert PRESETS["wgan-gp-2d-grid25"] == {**PRESETS["wgan-gp-2d"], "steps": 14000, "depth": 4, "critic_depth": 3,
+    assert PRESETS["wgan-gp-2d-grid25"] == {**PRESETS["wgan-gp-2d"], "steps": 16000, "depth": 4, "critic_depth": 3,
                                             "lr_decay_clock": "budget"}
     shipped = tmp_path / "wganlab"
     (shipped / "presets").mkdir(parents=True)
@@ -245,7 +245,7 @@ def test_grid25_without_a_preset_starts_from_the_preset_tuned_for_it():
     assert DATA_DEFAULT_PRESETS == {"grid25": "wgan-gp-2d-grid25", "ring8": "wgan-gp-2d-ring8", "mnist": "wgan-gp-images",
                                     "digits": "wgan-gp-images", "images": "wgan-gp-images"}
     grid = resolve(None, {"data": "grid25"})
-    assert grid.preset == "wgan-gp-2d-grid25" and grid.steps == 14000
+    assert grid.preset == "wgan-gp-2d-grid25" and grid.steps == 16000
     # ring8's: the default, only longer; grid25's also a deeper generator, decayed by steps or budget
     assert {k: v for k, v in PRESETS["wgan-gp-2d-ring8"].items() if k != "steps"} == PRESETS["wgan-gp-2d"]
     changed = {k for k, v in PRESETS["wgan-gp-2d-grid25"].items() if PRESETS["wgan-gp-2d"].get(k) != v}

@@ -146,7 +146,7 @@ def test_callbacks_see_every_record_and_the_end():
 @pytest.mark.slow
 def test_the_grid25_default_captures_twenty_modes_with_half_the_samples_high_quality():
     # a behaviour check of the preset `--data grid25` starts from, shortened to 8,000 of its
-    # 14,000 steps (the earlier 3x128, batch-256 recipe measured 25/25 modes and 83.0% high quality
+    # 16,000 steps (the earlier 3x128, batch-256 recipe measured 25/25 modes and 83.0% high quality
     # here on seed 0, and 16.6% at 3,000 steps; the full length and the seeds are
     # benchmarks/quality_toy.py's)
     config = resolve(None, {"data": "grid25", "steps": 8000, "eval_every": 0, "seed": 0})
