@@ -148,3 +148,33 @@ def test_eval_command_scores_image_samples(tmp_path, capsys):
     np.save(tmp_path / "bad.npy", np.zeros((5, 3)))
     assert main(["eval", "--data", "mnist", "--data-dir", str(tmp_path / "mnist"), "--samples", str(tmp_path / "bad.npy")]) == 2
     assert "needs (N, 1, 28, 28)" in capsys.readouterr().err
+
+
+def test_reference_features_are_kept_on_disk_by_content(tmp_path, monkeypatch):
+    """The held-out features in the evaluation network's space are read back from a file named
+    by the images' bytes: equal on a second call, another file for other images, and a damaged
+    file is recomputed rather than read."""
+    import torch
+
+    from wganlab.metrics.images import _features, features_cache_dir, reference_features
+
+    monkeypatch.setenv("WGANLAB_CACHE_DIR", str(tmp_path))
+    images = torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    first = reference_features(images, "mnist")
+    files = list(features_cache_dir().glob("*.npy"))
+    assert len(files) == 1 and features_cache_dir().parent == tmp_path
+    assert torch.equal(first, _features(images, "mnist")[0])
+
+    def not_again(*args):
+        raise AssertionError("the features were computed again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("wganlab.metrics.images._features", not_again)
+        assert torch.equal(reference_features(images, "mnist"), first)  # read from the file
+    files[0].write_bytes(files[0].read_bytes()[:100] + b"\0" * 50)  # damaged: computed again, and rewritten
+    assert torch.equal(reference_features(images, "mnist"), first)
+    assert torch.equal(reference_features(images, "mnist"), first)
+    reference_features(images.flip(0), "mnist")
+    assert len(list(features_cache_dir().glob("*.npy"))) == 2
+    reference_features(images, "pixels")  # pixel features are not kept
+    assert len(list(features_cache_dir().glob("*.npy"))) == 2

@@ -65,6 +65,12 @@ def sha256_of(path: Path) -> str:
 _CACHE: dict[str, MnistClassifier] = {}
 
 
+def shipped_checksum() -> str:
+    """The SHA-256 shipped beside the evaluation network's weights ("" when it is missing)."""
+    sums = _weights_dir() / CHECKSUM_NAME
+    return sums.read_text().split()[0] if sums.is_file() else ""
+
+
 def load_classifier(path: str | Path | None = None, checksum: str | None = None) -> MnistClassifier:
     """The shipped classifier (or one at ``path``), in eval mode, after checking its SHA-256.
 
