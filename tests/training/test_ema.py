@@ -39,3 +39,20 @@ def test_the_direct_average_is_torchs_bit_for_bit_with_and_without_integer_buffe
             for a, b in zip(ours.state_dict().values(), torchs.state_dict().values()):
                 assert torch.equal(a, b)
     assert _average(GeneratorAverage, False, get_ema_multi_avg_fn(0.9))._lists is not None  # the direct path ran
+
+
+def test_the_average_follows_a_move_of_its_module():
+    """A module moved by .to() swaps its tensors' data: the kept lists must still reach it."""
+    net = _net(False)
+    average = GeneratorAverage(net, multi_avg_fn=get_ema_multi_avg_fn(0.5), use_buffers=True)
+    average.update_parameters(net)
+    average.update_parameters(net)  # the lists are kept from here
+    average.to(torch.float64)
+    net.to(torch.float64)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.fill_(1.0)
+    before = [p.clone() for p in average.module.parameters()]
+    average.update_parameters(net)
+    for b, p in zip(before, average.module.parameters()):
+        assert p.dtype == torch.float64 and torch.allclose(p, 0.5 * b + 0.5)

@@ -43,11 +43,14 @@ class GeneratorAverage(AveragedModel):
             return
         kept = self._lists
         if kept is None or kept[0] is not model:
-            mine = [t.detach() for t in itertools.chain(self.module.parameters(), self.module.buffers())]
-            theirs = [t.detach() for t in itertools.chain(model.parameters(), model.buffers())]
+            # the tensors themselves, not detached views: a module moved by .to() swaps their data,
+            # which the tensors see and a view taken before would not (the update runs under no_grad)
+            mine = list(itertools.chain(self.module.parameters(), self.module.buffers()))
+            theirs = list(itertools.chain(model.parameters(), model.buffers()))
             if len(mine) != len(theirs) or len({(t.device, t.dtype) for t in mine + theirs}) != 1:
                 super().update_parameters(model)
                 return
             kept = self._lists = (model, mine, theirs)
-        self.multi_avg_fn(kept[1], kept[2], self.n_averaged)
+        with torch.no_grad():
+            self.multi_avg_fn(kept[1], kept[2], self.n_averaged)
         self.n_averaged += 1
