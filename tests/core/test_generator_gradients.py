@@ -8,7 +8,7 @@ from wganlab.core.generator_gradients import generator_step_gradients, mlp_gener
 from wganlab.core.nets import MaskedLeakyReLU, mlp_generator
 from wganlab.training.loop import Trainer
 
-SMALL = dict(hidden=48, depth=3, batch_size=64, steps=1, eval_every=0, log_every=1, eval_samples=100, w1_samples=100)
+from test_critic_gradients import SMALL  # the critic step's twin tests run the same small nets
 
 
 def _one_generator_step(preset, critic_backward, **overrides):

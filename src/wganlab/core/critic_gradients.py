@@ -63,18 +63,29 @@ def mlp_layers(critic: nn.Module) -> tuple[list[nn.Linear], list[float]] | None:
     Plain: an ``nn.Sequential`` of Linear, MaskedLeakyReLU, ..., Linear with one output, no
     norm layers, no parametrisation (spectral norm) and no hooks on it.
     """
-    if not isinstance(critic, nn.Sequential) or len(critic) % 2 != 1:
+    plain = plain_mlp(critic, MaskedLeakyReLU)
+    if plain is None or plain[0][-1].out_features != 1:
         return None
-    modules = list(critic)
-    layers, slopes = modules[0::2], modules[1::2]
+    layers, activations = plain
+    return layers, [act.negative_slope for act in activations]
+
+
+def plain_mlp(net: nn.Module, activation: type) -> tuple[list[nn.Linear], list[nn.Module]] | None:
+    """(Linear layers, activations) of ``net`` when it is an ``nn.Sequential`` of Linear,
+    ``activation``, ..., Linear, every Linear with a bias, with no norm layer, no parametrisation
+    (spectral norm) and no hooks on it; else None. The hand-written steps' shared test."""
+    if not isinstance(net, nn.Sequential) or len(net) % 2 != 1:
+        return None
+    modules = list(net)
+    layers, activations = modules[0::2], modules[1::2]
     if not all(type(layer) is nn.Linear and layer.bias is not None for layer in layers):
         return None
-    if not all(type(act) is MaskedLeakyReLU for act in slopes) or layers[-1].out_features != 1:
+    if not all(type(act) is activation for act in activations):
         return None
     if any(getattr(m, "parametrizations", None) or m._forward_hooks or m._forward_pre_hooks
-           or m._backward_hooks for m in [critic, *modules]):
+           or m._backward_hooks for m in [net, *modules]):
         return None
-    return layers, [act.negative_slope for act in slopes]
+    return layers, activations
 
 
 def mlp_forward(weights, biases, slopes, x: torch.Tensor):

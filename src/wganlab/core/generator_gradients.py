@@ -26,24 +26,14 @@ from typing import Callable
 import torch
 from torch import nn
 
-from wganlab.core.critic_gradients import times_slope
+from wganlab.core.critic_gradients import plain_mlp, times_slope
 
 
 def mlp_generator_layers(generator: nn.Module) -> list[nn.Linear] | None:
     """The Linear layers of a plain MLP generator (``Linear, ReLU, ..., Linear``, every Linear
     with a bias, no norm layers, no hooks, no parametrisation), else None."""
-    if not isinstance(generator, nn.Sequential) or len(generator) % 2 != 1:
-        return None
-    modules = list(generator)
-    layers, activations = modules[0::2], modules[1::2]
-    if not all(type(layer) is nn.Linear and layer.bias is not None for layer in layers):
-        return None
-    if not all(type(act) is nn.ReLU for act in activations):
-        return None
-    if any(getattr(m, "parametrizations", None) or m._forward_hooks or m._forward_pre_hooks
-           or m._backward_hooks for m in [generator, *modules]):
-        return None
-    return layers
+    plain = plain_mlp(generator, nn.ReLU)
+    return None if plain is None else plain[0]
 
 
 def _forward(weights, biases, slopes, x: torch.Tensor):

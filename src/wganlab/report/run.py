@@ -122,11 +122,6 @@ class SamplesAhead:
         self.path = Path(run_dir)
         self._held = None
 
-    @staticmethod
-    def _key(trainer) -> tuple:
-        nets = (trainer.critic, trainer.sampler)
-        return trainer.step, tuple(t._version for net in nets for t in net.state_dict().values())
-
     def before_eval(self, trainer) -> None:
         config = trainer.config
         if trainer.step != config.steps:
@@ -138,12 +133,12 @@ class SamplesAhead:
         picture = sidecar.submit("figures", "wganlab.report.plots:plot_samples", samples,
                                  real_points(trainer.dataset, config.seed), self.path / AHEAD_PNG,
                                  {"xs": xs, "ys": ys, "values": values}, title)
-        self._held = (self._key(trainer), samples, (xs, ys, values), picture)
+        self._held = (trainer.nets_version(), samples, (xs, ys, values), picture)
 
     def take(self, trainer):
         """``(samples, surface, picture Future)`` of the state the run ends in, or ``None``."""
         held = self._held
-        if held is None or held[0] != self._key(trainer):
+        if held is None or held[0] != trainer.nets_version():
             self.discard()
             return None
         self._held = None

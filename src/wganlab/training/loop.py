@@ -277,9 +277,14 @@ class Trainer(TrainerState, Telemetry):
         rule does, and ``update_ema`` False leaves the EMA alone (an extragradient look-ahead)."""
         if score is None and self._generator_layers is not None:
             loss = self._generator_step_by_hand()
-            if self.ema is not None and update_ema:
-                self.ema.update_parameters(self.generator)
-            return {"g_loss": loss}
+        else:
+            loss = self._generator_step_by_autograd(score)
+        if self.ema is not None and update_ema:
+            self.ema.update_parameters(self.generator)
+        return {"g_loss": loss.detach()}
+
+    def _generator_step_by_autograd(self, score) -> torch.Tensor:
+        """The generator update through torch.autograd (``score`` or the critic); the loss."""
         self.critic.requires_grad_(False)  # no critic parameter gradients in the generator phase
         try:
             with autocast(self.config, self.device):
@@ -293,9 +298,7 @@ class Trainer(TrainerState, Telemetry):
             self.opt_g.step()
         finally:
             self.critic.requires_grad_(True)
-        if self.ema is not None and update_ema:
-            self.ema.update_parameters(self.generator)
-        return {"g_loss": loss.detach()}
+        return loss
 
     def _generator_step_by_hand(self) -> torch.Tensor:
         """The generator update with its gradients from ``core.generator_gradients``; the loss."""

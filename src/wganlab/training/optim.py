@@ -57,8 +57,8 @@ class EagerAdam(torch.optim.Adam):
     is what ``Adam.step`` ends in after ~50 us of Python per call (grouping the tensors, reading
     the state) on a 3x128 critic, ~10% of a small net's generator step with its critic steps.
     The same kernel with the same arguments: the update and the state are torch's, bit for bit
-    (a test). Anything else (hooks, amsgrad, maximize, a missing gradient, a tensor lr, a state
-    loaded since) takes torch's own path.
+    (a test). Anything else (hooks, amsgrad, maximize, a missing gradient, a tensor lr) takes
+    torch's own path; a state loaded since makes the lists anew from it.
     """
 
     _direct = None  # (state dict, params, exp_avgs, exp_avg_sqs, steps) for the direct call

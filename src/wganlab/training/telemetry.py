@@ -154,13 +154,18 @@ class Telemetry:
         # mode_counts stays in: modes visited over time (mode hopping) is read from it
         return evaluate_toy_pending(samples, self.dataset, n_real=self.config.w1_samples, seed=self.config.seed)
 
+    def nets_version(self) -> tuple:
+        """(step, every critic and sampler tensor's ``_version``): equal while no parameter or
+        buffer of the critic or the reported generator has changed (in-place updates bump it)."""
+        nets = (self.critic, self.sampler)
+        return self.step, tuple(t._version for net in nets for t in net.state_dict().values())
+
     def critic_surface(self, resolution: int = 100, margin: float = 0.25):
         """The critic's value on a grid covering the data: (xs, ys, values[res, res]).
 
         Kept until a parameter changes (each in-place update bumps a tensor's ``_version``): the
         final evaluation's TensorBoard picture and the run folder's surface share one."""
-        nets = (self.critic, self.sampler)
-        key = (resolution, margin, self.step, tuple(t._version for net in nets for t in net.state_dict().values()))
+        key = (resolution, margin, self.nets_version())
         cached = getattr(self, "_surface", None)
         if cached is None or cached[0] != key:
             self._surface = (key, self._critic_surface(resolution, margin))
