@@ -23,13 +23,10 @@ from wganlab.core.params import Param
 from wganlab.core.update_rules import UPDATE_RULES
 from wganlab.data import DATASETS, holds_images, is_image_source
 
-OPTIMIZERS = ("adam", "rmsprop")
-ON_NONFINITE = ("rollback", "stop")
-LOGGERS = ("both", "jsonl", "tensorboard")
+OPTIMIZERS, ON_NONFINITE, LOGGERS = ("adam", "rmsprop"), ("rollback", "stop"), ("both", "jsonl", "tensorboard")
 NETS = ("auto", "mlp", "conv", "conv-mlp")
 CRITIC_NORMS = ("none", "layer", "batch")  # batch: MLP critic only, and never under an input-gradient penalty
-PRECISIONS = ("fp32", "bf16")
-CRITIC_BACKWARDS = ("auto", "autograd")
+PRECISIONS, CRITIC_BACKWARDS = ("fp32", "bf16"), ("auto", "autograd")
 
 _DATA_FILES = "FILE.npy/.npz | PNG folder"  # what data accepts besides the built-in sets
 
@@ -77,9 +74,10 @@ class TrainConfig:
     extended_from: int = _key(0, "the steps a run was planned for before a --resume extended it (0: never extended); "
                                  "its learning-rate decay is re-planned over the new steps", flag=False)
     ema: float = _key(0.99, "generator weight EMA decay (0: off)")
-    ema_warmup: bool = _key(False, "ramp the EMA decay as min(ema, (1 + t) / (10 + t)) over its t-th update (as "
-                            "TensorFlow's ExponentialMovingAverage with num_updates), so that a slow EMA does not "
-                            "hold the initial weights through a short run")
+    ema_warmup: bool = _key(False, "ramp the EMA decay as min(ema, (1 + t) / (10 + t)) over its t-th update (as TF's "
+                            "ExponentialMovingAverage with num_updates): a slow EMA drops the initial weights soon")
+    ema_start: int = _key(0, "generator steps the EMA copies the generator before it starts averaging (BigGAN's "
+                             "ema_start; the warm-up ramp counts from here)")
     update_rule: str = _key("alternating", "how the players' steps interleave (unrolled: set unroll_steps)",
                             UPDATE_RULES)
     unroll_steps: int = _key(0, "> 0: the generator sees the critic this many differentiable steps ahead")
@@ -275,6 +273,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("max_seconds", config.max_seconds >= 0, "must be >= 0 (0 means no time limit)"),
         ("lr_decay_fraction", 0 <= config.lr_decay_fraction <= 1, "must be in [0, 1]"),
         ("ema", 0 <= config.ema < 1, "must be in [0, 1) (0 turns the EMA off)"),
+        ("ema_start", config.ema_start >= 0, "must be >= 0 (0: average from the first step)"),
         ("latent_dim", config.latent_dim >= 1, "must be >= 1"),
         ("hidden", config.hidden >= 1, "must be >= 1"),
         ("depth", 1 <= config.depth <= 1000, "must be in 1..1000"),

@@ -59,6 +59,7 @@ def test_cli_sweep_refuses_a_bad_grid_in_one_line():
 @pytest.mark.parametrize("overrides,named", [
     (dict(constraint="r1"), "constraint"), (dict(update_rule="optimistic"), "update rule"),
     (dict(objective="began"), "objective"), (dict(optimizer="rmsprop"), "Adam only"),
+    (dict(ema=0.99, ema_start=10), "fixed EMA decay"), (dict(ema=0.99, ema_warmup=True), "fixed EMA decay"),
 ])
 def test_a_sweep_refuses_what_its_stacked_loop_does_not_implement(overrides, named):
     from wganlab.training.sweep import supports

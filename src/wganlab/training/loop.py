@@ -26,7 +26,7 @@ from wganlab.core.schedules import budget_decay, linear_decay
 from wganlab.core.update_rules import make_update_rule
 from wganlab.data import make_dataset
 from wganlab.runs.folder import RunFolder
-from wganlab.training.ema import GeneratorAverage, warmed_ema  # noqa: F401 (warmed_ema re-exported)
+from wganlab.training.ema import GeneratorAverage, delayed, warmed_ema  # noqa: F401 (warmed_ema re-exported)
 from wganlab.training import step
 from wganlab.training.build import (autocast, build_critic, build_generator, check_memory, constraint_of,
                                     held_out_batch,
@@ -92,6 +92,7 @@ class Trainer(TrainerState, Telemetry):
         self.ema = None
         if config.ema > 0:
             average = warmed_ema(config.ema) if config.ema_warmup else get_ema_multi_avg_fn(config.ema)
+            average = delayed(average, config.ema_start)
             self.ema = GeneratorAverage(self.generator, multi_avg_fn=average, use_buffers=True)
 
         # Under torchrun the phases run through DDP wrappers, which average parameter gradients

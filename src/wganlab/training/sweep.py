@@ -79,6 +79,8 @@ def _check_supported(config: TrainConfig) -> None:
     if config.lr_decay_clock == "budget" and config.max_seconds:
         raise ConfigError("sweep plans the learning-rate decay on steps; with --max-seconds set lr_decay_clock=steps "
                           "(or train the run with wganlab train)")
+    if config.ema and (config.ema_warmup or config.ema_start):
+        raise ConfigError("sweep averages with a fixed EMA decay; drop ema_warmup and ema_start or use wganlab train")
     if config.pack != 1:
         raise ConfigError(f"sweep does not stack packed critics (pack {config.pack}); use wganlab train for pack > 1")
     # what the stacked loop implements; anything else would be trained as something it is not
