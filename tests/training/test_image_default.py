@@ -113,3 +113,13 @@ def test_conv_mlp_is_a_conv_generator_of_the_given_width_beside_an_mlp_critic(tm
     assert math.isfinite(trainer.train()["fid"])
     with pytest.raises(ValueError, match="net 'conv-mlp' needs"):
         Trainer(resolve(None, dict(data="digits", net="conv-mlp")))
+
+
+def test_an_image_mlp_critic_takes_its_own_width_and_depth(tmp_path):
+    np.save(tmp_path / "grey28.npy", np.random.default_rng(0).random((40, 28, 28)).astype(np.float32))
+    config = resolve(None, dict(data=str(tmp_path / "grey28.npy"), hidden=16, critic_hidden=24, critic_depth=1,
+                                batch_size=8, held_out=8))
+    trainer = Trainer(config)
+    shapes = [tuple(m.weight.shape) for m in trainer.critic.modules() if isinstance(m, torch.nn.Linear)]
+    assert shapes == [(24, 784), (1, 24)]  # was the generator's 2x16 whatever critic_hidden said
+    assert [tuple(m.weight.shape) for m in trainer.generator.modules() if isinstance(m, torch.nn.Linear)][0] == (16, 64)

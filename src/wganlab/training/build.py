@@ -53,7 +53,7 @@ def build_critic(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.nn.
     elif resolve_net(config.net, sample_shape) == "conv":  # the data decides the net; packing its channels
         critic = conv_critic(shape[0], config.critic_norm, config.conv_width)
     else:
-        critic = image_mlp_critic(shape, config.hidden, config.depth)
+        critic = image_mlp_critic(shape, config.critic_hidden or config.hidden, config.critic_depth or config.depth)
     critic = constraint_of(config).prepare(critic)
     return PackedCritic(critic, sample_shape, config.pack) if config.pack > 1 else critic
 
