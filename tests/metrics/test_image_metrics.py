@@ -82,6 +82,24 @@ def test_shipped_classifier_loads_after_its_checksum_and_refuses_a_wrong_one():
         load_classifier(_weights_dir() / WEIGHTS_NAME, checksum="0" * 64)
 
 
+def test_the_inference_path_gives_the_classifiers_features_and_classes():
+    from wganlab.metrics.evalnet import inference_features, load_classifier
+
+    model = load_classifier()
+    images = torch.rand(300, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    images[:100] = torch.where(images[:100] > 0.6, 1.0, -1.0)  # sparse strokes, as digits
+    with torch.no_grad():
+        expected = model.features(images)
+        fast = inference_features(model)(images.contiguous(memory_format=torch.channels_last))
+    assert inference_features(model) is inference_features(model)  # made once
+    assert expected.abs().max() > 1 and torch.allclose(fast, expected, rtol=1e-4, atol=1e-4)
+    features, classes = classifier_outputs(images)
+    assert torch.allclose(features, expected, rtol=1e-4, atol=1e-4)
+    assert torch.equal(classes, model.out(expected).argmax(1))
+    with pytest.raises(ValueError, match=r"expects \(B, 1, 28, 28\)"):
+        classifier_outputs(torch.zeros(2, 1, 27, 27))
+
+
 def test_a_single_stacked_triple_covers_one_mode():
     image = torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
     same = image.expand(200, 3, 28, 28)

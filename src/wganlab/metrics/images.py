@@ -104,9 +104,10 @@ def _unique_rows(keys: torch.Tensor):
 @torch.no_grad()
 def classifier_outputs(images: torch.Tensor, batch: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 1, 28, 28) images in [-1, 1] -> (N, 128) features and (N,) predicted digits."""
-    from wganlab.metrics.evalnet import load_classifier
+    from wganlab.metrics.evalnet import MnistClassifier, inference_features, load_classifier
 
     model = load_classifier()
+    path = inference_features(model)
     # Stacked MNIST built from real digits repeats each digit image in many samples: classify
     # each distinct image once (generated samples have no repeats and lose only a sort).
     flat = images.float().flatten(1)
@@ -117,7 +118,9 @@ def classifier_outputs(images: torch.Tensor, batch: int = 500) -> tuple[torch.Te
     distinct = images[first].float()
     features, predictions = [], []
     for start in range(0, len(distinct), batch):
-        f = model.features(distinct[start:start + batch])
+        chunk = distinct[start:start + batch]
+        MnistClassifier.check_input(chunk)
+        f = path(chunk.contiguous(memory_format=torch.channels_last))
         features.append(f)
         predictions.append(model.out(f).argmax(1))
     return torch.cat(features)[inverse], torch.cat(predictions)[inverse]
@@ -183,11 +186,11 @@ def reference_features(images: torch.Tensor, evaluation: str) -> torch.Tensor:
     """
     if evaluation not in ("mnist", "mnist-features"):  # pixels cost nothing; stacked references are drawn anew
         return _features(images, evaluation)[0]
-    from wganlab.metrics.evalnet import shipped_checksum
+    from wganlab.metrics.evalnet import FEATURE_PATH, shipped_checksum
     from wganlab.util.files import atomic_write_bytes
 
     array = np.ascontiguousarray(images.float().numpy())
-    digest = hashlib.sha256(f"{evaluation}:{shipped_checksum()}:{array.shape}".encode())
+    digest = hashlib.sha256(f"{evaluation}:{shipped_checksum()}:{FEATURE_PATH}:{array.shape}".encode())
     digest.update(array.tobytes())
     path = features_cache_dir() / f"{digest.hexdigest()}.npy"
     try:
