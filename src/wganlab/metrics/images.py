@@ -106,6 +106,7 @@ def classifier_outputs(images: torch.Tensor, batch: int = 500) -> tuple[torch.Te
     """(N, 1, 28, 28) images in [-1, 1] -> (N, 128) features and (N,) predicted digits."""
     from wganlab.metrics.evalnet import MnistClassifier, inference_features, load_classifier
 
+    MnistClassifier.check_input(images)
     model = load_classifier()
     path = inference_features(model)
     # Stacked MNIST built from real digits repeats each digit image in many samples: classify
@@ -118,9 +119,7 @@ def classifier_outputs(images: torch.Tensor, batch: int = 500) -> tuple[torch.Te
     distinct = images[first].float()
     features, predictions = [], []
     for start in range(0, len(distinct), batch):
-        chunk = distinct[start:start + batch]
-        MnistClassifier.check_input(chunk)
-        f = path(chunk.contiguous(memory_format=torch.channels_last))
+        f = path(distinct[start:start + batch].contiguous(memory_format=torch.channels_last))
         features.append(f)
         predictions.append(model.out(f).argmax(1))
     return torch.cat(features)[inverse], torch.cat(predictions)[inverse]

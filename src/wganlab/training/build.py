@@ -39,12 +39,12 @@ def build_critic(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.nn.
     a :class:`PackedCritic`, which scores unpacked batches too."""
     sample_shape = (shape,) if isinstance(shape, int) else tuple(shape)
     shape = packed_shape(sample_shape, config.pack)
+    hidden, depth = config.critic_hidden or config.hidden, config.critic_depth or config.depth  # the MLP critics'
     if objective_of(config).critic_kind == "autoencoder":
         critic = AutoencoderCritic(math.prod(shape), config.hidden, config.depth, norm=config.critic_norm)
         if len(shape) > 1:
             critic = torch.nn.Sequential(torch.nn.Flatten(), critic)
     elif len(shape) == 1 and config.net not in ("conv", "conv-mlp"):
-        hidden, depth = config.critic_hidden or config.hidden, config.critic_depth or config.depth
         if config.maxout_pieces:
             critic = maxout_critic(shape[0], hidden, depth, config.maxout_pieces)
         else:
@@ -53,7 +53,7 @@ def build_critic(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.nn.
     elif resolve_net(config.net, sample_shape) == "conv":  # the data decides the net; packing its channels
         critic = conv_critic(shape[0], config.critic_norm, config.conv_width)
     else:
-        critic = image_mlp_critic(shape, config.critic_hidden or config.hidden, config.critic_depth or config.depth)
+        critic = image_mlp_critic(shape, hidden, depth)
     critic = constraint_of(config).prepare(critic)
     return PackedCritic(critic, sample_shape, config.pack) if config.pack > 1 else critic
 
