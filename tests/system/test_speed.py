@@ -1,4 +1,5 @@
 import importlib.util
+import warnings
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,24 @@ def test_bf16_run_trains_with_finite_statistics():
     record = trainer.last_train
     assert all(torch.isfinite(torch.tensor(record[k])) for k in ("d_loss", "g_loss", "penalty", "w_estimate"))
     assert summary["steps"] == 5
+
+
+def test_bf16_where_its_matmuls_are_emulated_warns_and_names_the_fix(monkeypatch):
+    from wganlab.training.build import check_precision, native_bf16
+
+    cpu, config = torch.device("cpu"), resolve(None, dict(precision="bf16"))
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)
+    assert not native_bf16(cpu)
+    with pytest.warns(UserWarning, match="no native bf16 matmuls.*--precision fp32"):
+        check_precision(config, cpu)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert native_bf16(cpu)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_precision(config, cpu)  # native: no warning
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+        check_precision(resolve(None, dict(precision="fp32")), cpu)  # fp32: nothing to say
 
 
 def test_unknown_precision_is_refused_naming_the_choices():

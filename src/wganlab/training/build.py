@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import math
 import sys
+import warnings
 
 import torch
 
@@ -110,6 +111,25 @@ def autocast(config: TrainConfig, device: torch.device):
     squares and means are fp32 (the input gradient of fp32 points is fp32).
     """
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` runs bf16 matmuls natively: a CUDA device that says so, a CPU with
+    AVX512-BF16 or AMX (elsewhere oneDNN emulates them, slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return True  # nothing to ask: no warning
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(probe() for probe in probes if probe is not None) or all(probe is None for probe in probes)
+
+
+def check_precision(config: TrainConfig, device: torch.device) -> None:
+    """A warning when bf16 is asked for where its matmuls are emulated: the run is then slower
+    than in fp32, which is what bf16 is there to avoid (the image default asks for it)."""
+    if config.precision == "bf16" and not native_bf16(device):
+        warnings.warn(f"precision bf16: this {device.type} has no native bf16 matmuls (AVX512-BF16 or AMX), so "
+                      "they are emulated and slower than fp32; add --precision fp32", stacklevel=3)
 
 
 _MALLOC_TUNED = False

@@ -28,9 +28,9 @@ from wganlab.data import make_dataset
 from wganlab.runs.folder import RunFolder
 from wganlab.training.ema import GeneratorAverage, delayed, warmed_ema  # noqa: F401 (warmed_ema re-exported)
 from wganlab.training import step
-from wganlab.training.build import (autocast, build_critic, build_generator, check_memory, constraint_of,
-                                    held_out_batch,
-                                    keep_freed_memory_for_reuse, make_optimizer, objective_of)
+from wganlab.training.build import (autocast, build_critic, build_generator, check_memory, check_precision,
+                                    constraint_of, held_out_batch, keep_freed_memory_for_reuse, make_optimizer,
+                                    objective_of)
 from wganlab.training.distributed import rank_and_world_size
 from wganlab.training.state import CheckpointMismatchError, NonFiniteError, TrainerState, rank_seed
 from wganlab.training.telemetry import Telemetry
@@ -87,6 +87,7 @@ class Trainer(TrainerState, Telemetry):
 
         self.dataset = dataset if dataset is not None else make_dataset(config)
         check_memory(config, tuple(self.dataset.shape))  # before a byte of the nets is allocated
+        check_precision(config, self.device)
         self.generator = build_generator(config, self.dataset.shape).to(self.device)
         self.critic = build_critic(config, self.dataset.shape).to(self.device)
         self.ema = None

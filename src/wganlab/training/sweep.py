@@ -75,7 +75,7 @@ def _check_supported(config: TrainConfig) -> None:
         raise ConfigError("sweep cannot stack BatchNorm generators (running statistics are state); "
                           "set generator_batch_norm=false or use wganlab train")
     if config.precision != "fp32":
-        raise ConfigError("sweep runs in fp32 only; drop --precision")
+        raise ConfigError(f"sweep runs in fp32 only, got precision {config.precision!r}; add --precision fp32")
     if config.lr_decay_clock == "budget" and config.max_seconds:
         raise ConfigError("sweep plans the learning-rate decay on steps; with --max-seconds set lr_decay_clock=steps "
                           "(or train the run with wganlab train)")
