@@ -9,8 +9,8 @@ Both runs use the same small MLP nets and the same number of generator steps (th
 conv nets take seconds a step on a CPU). The two configurations:
 
 * WGAN-GP: the image default, ``wgan-gp-images`` (lambda 10, n_critic 2, Adam 1e-3 (0.5, 0.9),
-  batch 128, the warmed EMA 0.999 of the generator), the recipe ``wganlab train --data mnist``
-  uses;
+  batch 256, bf16 matmuls, the warmed EMA 0.999 of the generator), the recipe
+  ``wganlab train --data mnist`` uses;
 * the collapsing one: the non-saturating GAN with the generator's learning rate ten times
   the discriminator's (2e-3 against 2e-4). A generator that moves much faster than its
   discriminator jumps to whatever the discriminator currently rates most real, faster than
