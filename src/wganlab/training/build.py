@@ -120,8 +120,9 @@ def native_bf16(device: torch.device) -> bool:
         return torch.cuda.is_bf16_supported()
     if device.type != "cpu":
         return True  # nothing to ask: no warning
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return any(probe() for probe in probes if probe is not None) or all(probe is None for probe in probes)
+    names = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    probes = [probe for probe in (getattr(torch.cpu, name, None) for name in names) if probe is not None]
+    return not probes or any(probe() for probe in probes)  # a torch without the probes: nothing to ask
 
 
 def check_precision(config: TrainConfig, device: torch.device) -> None:
