@@ -65,6 +65,10 @@ def first_time(curve, bar: float) -> float | None:
 
 
 def fid_at(curve, mark: float) -> float | None:
+    """The last FID scored by ``mark`` seconds; None for a run that ended before the mark (more
+    than 5% short of it), whose last FID would otherwise be shown as the mark's."""
+    if not curve or curve[-1][0] < 0.95 * mark:
+        return None
     seen = [fid for t, fid in curve if t <= mark]
     return seen[-1] if seen else None
 

@@ -126,3 +126,4 @@ def test_the_mnist_time_to_quality_rows_read_a_curve_as_first_crossing_and_last_
     assert rows.first_time(curve, 100.0) == 45.0 and rows.first_time(curve, 50.0) == 130.0
     assert rows.first_time(curve, 10.0) is None  # never reached: reported as such, not as the budget
     assert rows.fid_at(curve, 60.0) == 90.0 and rows.fid_at(curve, 300.0) == 48.0 and rows.fid_at(curve, 10.0) is None
+    assert rows.fid_at(curve, 600.0) is None  # the run ended at 310 s: no FID at 10 minutes, not its last one
