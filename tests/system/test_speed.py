@@ -88,6 +88,11 @@ def test_bf16_where_its_matmuls_are_emulated_warns_and_names_the_fix(monkeypatch
         check_precision(config, cpu)  # native: no warning
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
         check_precision(resolve(None, dict(precision="fp32")), cpu)  # fp32: nothing to say
+        monkeypatch.setenv("LOCAL_RANK", "1")
+        check_precision(config, cpu)  # emulated, but torchrun's second process on the machine: its first says it
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    with pytest.warns(UserWarning, match="no native bf16 matmuls"):
+        check_precision(config, cpu)
 
 
 def test_unknown_precision_is_refused_naming_the_choices():

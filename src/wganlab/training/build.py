@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import os
 import sys
 import warnings
 
@@ -127,7 +128,10 @@ def native_bf16(device: torch.device) -> bool:
 
 def check_precision(config: TrainConfig, device: torch.device) -> None:
     """A warning when bf16 is asked for where its matmuls are emulated: the run is then slower
-    than in fp32, which is what bf16 is there to avoid (the image default asks for it)."""
+    than in fp32, which is what bf16 is there to avoid (the image default asks for it). Under
+    torchrun only the first process of each machine (``LOCAL_RANK`` 0) says it, not every rank."""
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        return
     if config.precision == "bf16" and not native_bf16(device):
         warnings.warn(f"precision bf16: this {device.type} has no native bf16 matmuls (AVX512-BF16 or AMX), so "
                       "they are emulated and slower than fp32; add --precision fp32", stacklevel=3)

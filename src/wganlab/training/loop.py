@@ -87,8 +87,7 @@ class Trainer(TrainerState, Telemetry):
 
         self.dataset = dataset if dataset is not None else make_dataset(config)
         check_memory(config, tuple(self.dataset.shape))  # before a byte of the nets is allocated
-        if self.rank == 0:  # every rank has the same hardware: one warning, not one per rank
-            check_precision(config, self.device)
+        check_precision(config, self.device)
         self.generator = build_generator(config, self.dataset.shape).to(self.device)
         self.critic = build_critic(config, self.dataset.shape).to(self.device)
         self.ema = None
