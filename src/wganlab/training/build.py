@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ctypes
 import math
-import os
 import sys
 import warnings
 
@@ -17,6 +16,7 @@ from wganlab.core.nets import (AutoencoderCritic, conv_critic, conv_generator, i
                                maxout_critic, mlp_critic, mlp_generator, resolve_net)
 from wganlab.core.objectives import Objective, get_objective
 from wganlab.core.packing import PackedCritic, packed_shape
+from wganlab.training.distributed import local_rank
 from wganlab.training.optim import optimizer_classes
 
 HELD_OUT_SEED_OFFSET = 1_000_003  # the held-out batch's stream: seed + this, apart from the training stream
@@ -130,7 +130,7 @@ def check_precision(config: TrainConfig, device: torch.device) -> None:
     """A warning when bf16 is asked for where its matmuls are emulated: the run is then slower
     than in fp32, which is what bf16 is there to avoid (the image default asks for it). Under
     torchrun only the first process of each machine (``LOCAL_RANK`` 0) says it, not every rank."""
-    if os.environ.get("LOCAL_RANK", "0") != "0":
+    if local_rank() != 0:
         return
     if config.precision == "bf16" and not native_bf16(device):
         warnings.warn(f"precision bf16: this {device.type} has no native bf16 matmuls (AVX512-BF16 or AMX), so "

@@ -17,10 +17,15 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def local_rank() -> int:
+    """This process's index on its machine under torchrun (``LOCAL_RANK``), else 0."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def local_device(device: str) -> str:
     """Under torchrun, a bare ``cuda`` means this rank's GPU, ``cuda:LOCAL_RANK``."""
     if device == "cuda" and launched_by_torchrun():
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        return f"cuda:{local_rank()}"
     return device
 
 
@@ -35,7 +40,7 @@ def process_group(device: str, timeout_seconds: float = 600.0):
 
     backend = "nccl" if device.startswith("cuda") else "gloo"
     if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(local_rank())
     dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_seconds))
     try:
         yield
