@@ -196,3 +196,9 @@ def test_reference_features_are_kept_on_disk_by_content(tmp_path, monkeypatch):
     assert len(list(features_cache_dir().glob("*.npy"))) == 2
     reference_features(images, "pixels")  # pixel features are not kept
     assert len(list(features_cache_dir().glob("*.npy"))) == 2
+    stacked = images[:30].reshape(10, 3, 28, 28)  # stacked references too (10,000 draws: ~2 s each time)
+    kept = reference_features(stacked, "stacked-mnist")
+    assert len(list(features_cache_dir().glob("*.npy"))) == 3 and kept.shape == (10, 384)
+    with monkeypatch.context() as patch:
+        patch.setattr("wganlab.metrics.images._features", not_again)
+        assert torch.equal(reference_features(stacked, "stacked-mnist"), kept)

@@ -170,6 +170,26 @@ def test_the_critic_surface_is_computed_once_per_state():
     assert (trainer.critic_surface()[2] == values).all()
 
 
+def test_samples_are_drawn_once_per_generator_state_and_in_pieces_as_in_one_batch(monkeypatch):
+    trainer = Trainer(resolve("wgan-gp-2d", dict(TINY, steps=1)))
+    trainer.train()
+    z = torch.randn(600, trainer.config.latent_dim, generator=torch.Generator().manual_seed(7))
+    whole = trainer.generate(z)
+    calls = []
+    generate = trainer.generate
+    monkeypatch.setattr(trainer, "generate", lambda noise: calls.append(len(noise)) or generate(noise))
+    first = trainer.sample(600, seed=7)
+    assert calls == [256, 256, 88] and torch.equal(first, whole)  # 256 rows at a time, the same values
+    first.add_(1.0)  # a caller's copy: changing it changes nothing kept
+    assert torch.equal(trainer.sample(600, seed=7), whole) and calls == [256, 256, 88]
+    trainer.sample(10, seed=7)
+    assert torch.equal(trainer.sample(600, seed=7), whole) and calls == [256, 256, 88, 10]
+    with torch.no_grad():
+        next(trainer.sampler.parameters()).add_(1.0)  # the reported generator changed at the same step
+    changed = trainer.sample(600, seed=7)
+    assert len(calls) == 7 and not torch.equal(changed, whole)
+
+
 def test_an_evaluation_solves_its_w1_while_the_callbacks_draw(monkeypatch):
     from wganlab.util import sidecar
 

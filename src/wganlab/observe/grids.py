@@ -40,7 +40,7 @@ def save_grid(images, path: str | Path, nrow: int = 8) -> Path:
     from wganlab.util.files import atomic_write_bytes
 
     buffer = io.BytesIO()
-    Image.fromarray(grid_array(images, nrow)).save(buffer, format="PNG", optimize=True)
+    Image.fromarray(grid_array(images, nrow)).save(buffer, format="PNG")  # optimize=True: 0.5% smaller for 9x the time (0.45 s a colour grid)
     path = Path(path)
     atomic_write_bytes(path, buffer.getvalue())
     return path

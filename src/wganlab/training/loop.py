@@ -179,11 +179,6 @@ class Trainer(TrainerState, Telemetry):
         finally:
             net.train(was_training)
 
-    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
-        """(n, *shape) samples of the reported generator from a seeded noise draw, on the CPU."""
-        z = torch.randn(n, self.config.latent_dim, generator=torch.Generator().manual_seed(seed))
-        return self.generate(z.to(self.device)).float().cpu()
-
     # -- the two phases ----------------------------------------------------------------------
     def critic_step(self) -> dict:
         real, noise, eps = self._critic_draws()
