@@ -302,3 +302,16 @@ def test_under_a_profiler_the_command_exits_the_ordinary_way():
     finally:
         sys.setprofile(None)
     assert leaving.value.code == 3
+
+
+def test_the_command_exits_with_an_idle_thread_pool_left_open(tmp_path):
+    """exit_now stops idle ThreadPoolExecutor workers as the interpreter does (torch.compile leaves
+    some): joining them without the pools' exit callbacks used to wait forever."""
+    script = ("from concurrent.futures import ThreadPoolExecutor\n"
+              "from wganlab.__main__ import exit_now\n"
+              "pool = ThreadPoolExecutor(2)\n"
+              "print(pool.submit(lambda: 6 * 7).result(), flush=True)\n"
+              "exit_now(5)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env=subprocess_env())
+    assert done.returncode == 5 and done.stdout.strip() == "42", done.stderr

@@ -44,9 +44,16 @@ def exit_now(code: int | None) -> None:
     """
     if sys.gettrace() is not None or sys.getprofile() is not None or os.environ.get("WORLD_SIZE", "1") != "1":
         sys.exit(code)
-    for thread in threading.enumerate():  # what the interpreter waits for before it exits
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    # What the interpreter does first at exit: threading's exit callbacks, which stop the idle
+    # workers of every ThreadPoolExecutor (torch.compile's among them), then a join of the
+    # non-daemon threads. Joining without the callbacks waits for those workers forever.
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        shutdown()
+    else:  # an interpreter without it: join what can end
+        for thread in threading.enumerate():
+            if thread is not threading.main_thread() and not thread.daemon:
+                thread.join()
     atexit._run_exitfuncs()  # e.g. logging's flush and the side processes' stop
     for stream in (sys.stdout, sys.stderr):
         try:
