@@ -13,6 +13,9 @@ over repeats. Rows:
 * ``toy512``, ``toy512-bf16``: WGAN-GP, 3x512 MLPs, batch 256, n_critic 5 (``--preset wgan-gp``),
   ``Trainer.train()`` (with its log lines) against ``NaiveWGANGP.train()``;
 * ``toy128``, ``toy128-bf16``: the same with 3x128 MLPs;
+* ``toy128-compiled``, ``toy512-compiled``: wganlab with ``critic_backward = "compiled"`` (its critic
+  step through torch.compile). Read them with ``--mode interleaved``, whose warm-up step holds the
+  compilation; a ``--mode`` worker's clock includes compiling again in its timed run;
 * ``mnist``, ``mnist-bf16``: ``--preset wgan-gp-mnist`` (the WGAN-GP MNIST conv nets, n_critic 5)
   at batch 64 on the MNIST digits (``wganlab data fetch mnist`` first), ``Trainer.train()``
   against the naive loop with the same conv nets and data;
@@ -65,7 +68,7 @@ from wganlab.data import make_dataset  # noqa: E402
 from wganlab.training.loop import Trainer  # noqa: E402
 
 QUIET = dict(eval_every=0, eval_samples=100, w1_samples=100, log_every=50, ema=0.0, lr_decay_fraction=0.0)
-ROWS = ("toy512", "toy512-bf16", "toy128", "toy128-bf16", "mnist", "mnist-bf16", "sweep32", "sweep32-cli",
+ROWS = ("toy512", "toy512-bf16", "toy128", "toy128-bf16", "toy128-compiled", "toy512-compiled", "mnist", "mnist-bf16", "sweep32", "sweep32-cli",
         "process128", "process512")
 PROCESS_ROWS = {"process128": (128, 600), "process512": (512, 200)}  # whole processes: (hidden, steps)
 
@@ -229,7 +232,10 @@ def configs_of(row: str, args) -> tuple:
     if row.startswith("toy"):
         hidden = int(row[3:6])
         steps = args.toy_steps if hidden == 512 else args.small_toy_steps
-        return (toy_config(hidden, precision, steps, args.device), toy_config(hidden, "fp32", steps, args.device))
+        config = toy_config(hidden, precision, steps, args.device)
+        if row.endswith("compiled"):
+            config = resolve(None, dict(config.to_dict(), critic_backward="compiled"))
+        return config, toy_config(hidden, "fp32", steps, args.device)
     return (mnist_config(precision, args.mnist_steps, args.device),
             mnist_config("fp32", args.mnist_steps, args.device))
 

@@ -26,7 +26,7 @@ from wganlab.data import DATASETS, holds_images, is_image_source
 OPTIMIZERS, ON_NONFINITE, LOGGERS = ("adam", "rmsprop"), ("rollback", "stop"), ("both", "jsonl", "tensorboard")
 NETS = ("auto", "mlp", "conv", "conv-mlp")
 CRITIC_NORMS = ("none", "layer", "batch")  # batch: MLP critic only, and never under an input-gradient penalty
-PRECISIONS, CRITIC_BACKWARDS = ("fp32", "bf16"), ("auto", "autograd")
+PRECISIONS, CRITIC_BACKWARDS = ("fp32", "bf16"), ("auto", "autograd", "compiled")
 
 _DATA_FILES = "FILE.npy/.npz | PNG folder"  # what data accepts besides the built-in sets
 
@@ -129,7 +129,8 @@ class TrainConfig:
                           "penalty norms in fp32)", PRECISIONS)
     critic_backward: str = _key("auto", "auto (plain MLP critics take their critic-step gradients, and with a plain "
                                 "ReLU MLP generator its step's, from explicit matmuls: core.critic_gradients, "
-                                "core.generator_gradients, the same mathematics) | autograd (always torch.autograd)",
+                                "core.generator_gradients, the same mathematics) | autograd (always torch.autograd) | "
+                                "compiled (auto, its critic step through torch.compile: long runs, docs/speed.md)",
                                 CRITIC_BACKWARDS)
 
     def to_dict(self) -> dict:

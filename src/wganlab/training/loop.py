@@ -31,6 +31,7 @@ from wganlab.training import step
 from wganlab.training.build import (autocast, build_critic, build_generator, check_memory, check_precision,
                                     constraint_of, held_out_batch, keep_freed_memory_for_reuse, make_optimizer,
                                     objective_of)
+from wganlab.training.compiled import CompiledOrEager
 from wganlab.training.distributed import rank_and_world_size
 from wganlab.training.state import CheckpointMismatchError, NonFiniteError, TrainerState, rank_seed
 from wganlab.training.telemetry import Telemetry
@@ -115,6 +116,7 @@ class Trainer(TrainerState, Telemetry):
         self._critic_views = None if self._critic_layers is None else (
             [layer.weight.unsqueeze(0) for layer in self._critic_layers[0]],
             [layer.bias.unsqueeze(0) for layer in self._critic_layers[0]])
+        self._critic_step = None if self._critic_layers is None else self._critic_step_function()
         self._generator_has_batch_statistics = any(
             isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.generator.modules())
         # the generator step by hand (core.generator_gradients) under the same conditions, fp32,
@@ -234,24 +236,31 @@ class Trainer(TrainerState, Telemetry):
         ``wganlab.core.critic_gradients`` (a plain MLP critic, one process, fp32 or bf16, no penalty
         or one at the interpolates), else None: the autograd path."""
         config = self.config
-        if config.critic_backward != "auto" or self.world_size > 1 or config.precision not in ("fp32", "bf16"):
+        if config.critic_backward == "autograd" or self.world_size > 1 or config.precision not in ("fp32", "bf16"):
             return None
         if CONSTRAINTS[self.constraint.name].adds_penalty and self.constraint.penalty_of_norms is None:
             return None
         return mlp_layers(self.critic.net if isinstance(self.critic, PackedCritic) else self.critic)
 
+    def _critic_step_function(self):
+        """(weights, biases, real, fake, eps) -> CriticStep, the hand-written step; through
+        torch.compile where critic_backward = "compiled" (``training.compiled``)."""
+        slopes, objective, constraint = self._critic_layers[1], self.objective, self.constraint
+        penalty = None if constraint.penalty_of_norms is None else lambda norms: constraint.penalty_of_norms(norms[0])
+        dtype = torch.bfloat16 if self.config.precision == "bf16" else None
+
+        def critic_step(weights, biases, real, fake, eps):
+            return step.hand_written_critic_gradients(objective, weights, biases, slopes, real, fake, eps, penalty,
+                                                      constraint.penalty_norm_grads, dtype, stacked=False)
+        return CompiledOrEager(critic_step) if self.config.critic_backward == "compiled" else critic_step
+
     @torch.no_grad()
     def _critic_gradients_by_hand(self, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None):
         """Leaves the critic step's gradients in ``.grad``; returns (scores, losses, penalty stats)."""
-        layers, slopes = self._critic_layers
         weights, biases = self._critic_views
-        penalty = self.constraint.penalty_of_norms
-        grads = step.hand_written_critic_gradients(
-            self.objective, weights, biases, slopes, real.unsqueeze(0), fake.unsqueeze(0),
-            None if eps is None else eps.unsqueeze(0), None if penalty is None else lambda norms: penalty(norms[0]),
-            self.constraint.penalty_norm_grads, torch.bfloat16 if self.config.precision == "bf16" else None,
-            stacked=False)
-        for layer, weight_grad, bias_grad in zip(layers, grads.weight_grads, grads.bias_grads):
+        grads = self._critic_step(weights, biases, real.unsqueeze(0), fake.unsqueeze(0),
+                                  None if eps is None else eps.unsqueeze(0))
+        for layer, weight_grad, bias_grad in zip(self._critic_layers[0], grads.weight_grads, grads.bias_grads):
             layer.weight.grad, layer.bias.grad = weight_grad[0], bias_grad[0]
         return grads.scores[0], grads.loss_stats, grads.penalty_stats
 

@@ -199,8 +199,9 @@ def _train_group(configs: list[TrainConfig], keep_history: bool) -> list[dict]:
 
     generate_all = vmap(generate)
     plain_mlp = mlp_layers(critics[0])
-    if plain_mlp is not None and first.critic_backward == "auto":
-        # The trainer's hand-written critic step over all K runs at once (batched matmuls).
+    if plain_mlp is not None and first.critic_backward != "autograd":
+        # The trainer's hand-written critic step over all K runs at once (batched matmuls; eager
+        # under "compiled" too: the sweep's step is not compiled).
         layer_names = [name for name, _ in critics[0].named_children()][0::2]
         slopes = plain_mlp[1]
 
