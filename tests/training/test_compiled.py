@@ -63,3 +63,11 @@ def test_a_critic_step_that_cannot_compile_says_so_once_and_trains_eager(monkeyp
     assert len(lines) == 1 and "could not compile the critic step" in lines[0] and "C++ compiler" in lines[0]
     for a, b in zip(_critic_parameters(eager), _critic_parameters(compiled)):
         assert torch.equal(a, b)  # the eager step itself, bit for bit
+
+
+def test_compiled_on_a_critic_without_the_hand_written_step_says_it_is_not_compiled(capsys):
+    trainer = Trainer(resolve("wgan-gp", dict(SMALL, critic_backward="compiled", critic_norm="layer")))
+    assert trainer._critic_step is None
+    assert "takes autograd's step, not compiled" in capsys.readouterr().err
+    Trainer(resolve("wgan-gp", dict(SMALL, critic_norm="layer")))  # asked for nothing: nothing said
+    assert capsys.readouterr().err == ""

@@ -47,3 +47,10 @@ class CompiledOrEager:
                       f"training with the eager hand-written step (critic_backward = \"auto\")",
                       file=self.stream or sys.stderr, flush=True)
         return self.eager(*args)
+
+
+def not_compiled(critic_backward: str, say: bool, stream=None) -> None:
+    """None, the autograd step's marker; where "compiled" was asked for, one line that says why not."""
+    if critic_backward == "compiled" and say:
+        print("wganlab: critic_backward = \"compiled\" compiles the hand-written critic step of a plain MLP critic "
+              "(one process); this run's critic takes autograd's step, not compiled", file=stream or sys.stderr, flush=True)

@@ -31,7 +31,7 @@ from wganlab.training import step
 from wganlab.training.build import (autocast, build_critic, build_generator, check_memory, check_precision,
                                     constraint_of, held_out_batch, keep_freed_memory_for_reuse, make_optimizer,
                                     objective_of)
-from wganlab.training.compiled import CompiledOrEager
+from wganlab.training.compiled import CompiledOrEager, not_compiled
 from wganlab.training.distributed import rank_and_world_size
 from wganlab.training.state import CheckpointMismatchError, NonFiniteError, TrainerState, rank_seed
 from wganlab.training.telemetry import Telemetry
@@ -116,7 +116,7 @@ class Trainer(TrainerState, Telemetry):
         self._critic_views = None if self._critic_layers is None else (
             [layer.weight.unsqueeze(0) for layer in self._critic_layers[0]],
             [layer.bias.unsqueeze(0) for layer in self._critic_layers[0]])
-        self._critic_step = None if self._critic_layers is None else self._critic_step_function()
+        self._critic_step = self._critic_step_function()
         self._generator_has_batch_statistics = any(
             isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.generator.modules())
         # the generator step by hand (core.generator_gradients) under the same conditions, fp32,
@@ -243,8 +243,9 @@ class Trainer(TrainerState, Telemetry):
         return mlp_layers(self.critic.net if isinstance(self.critic, PackedCritic) else self.critic)
 
     def _critic_step_function(self):
-        """(weights, biases, real, fake, eps) -> CriticStep, the hand-written step; through
-        torch.compile where critic_backward = "compiled" (``training.compiled``)."""
+        """(weights, biases, real, fake, eps) -> CriticStep by hand (``training.compiled``); None: autograd's."""
+        if self._critic_layers is None:
+            return not_compiled(self.config.critic_backward, self.rank == 0)
         slopes, objective, constraint = self._critic_layers[1], self.objective, self.constraint
         penalty = None if constraint.penalty_of_norms is None else lambda norms: constraint.penalty_of_norms(norms[0])
         dtype = torch.bfloat16 if self.config.precision == "bf16" else None
