@@ -124,3 +124,12 @@ def test_an_image_mlp_critic_takes_its_own_width_and_depth(tmp_path):
     shapes = [tuple(m.weight.shape) for m in trainer.critic.modules() if isinstance(m, torch.nn.Linear)]
     assert shapes == [(24, 784), (1, 24)]  # was the generator's 2x16 whatever critic_hidden said
     assert [tuple(m.weight.shape) for m in trainer.generator.modules() if isinstance(m, torch.nn.Linear)][0] == (16, 64)
+
+
+def test_an_image_mlp_critic_takes_its_norm(tmp_path):
+    np.save(tmp_path / "grey28.npy", np.random.default_rng(0).random((40, 28, 28)).astype(np.float32))
+    base = dict(data=str(tmp_path / "grey28.npy"), hidden=16, batch_size=8, held_out=8)
+    layer = Trainer(resolve(None, dict(base, critic_norm="layer"))).critic
+    assert sum(isinstance(m, torch.nn.LayerNorm) for m in layer.modules()) == 2  # one per hidden layer
+    # was silently dropped: --critic-norm layer trained the same critic as none, bit for bit
+    assert not any(isinstance(m, torch.nn.LayerNorm) for m in Trainer(resolve(None, base)).critic.modules())

@@ -55,7 +55,7 @@ def build_critic(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.nn.
     elif resolve_net(config.net, sample_shape) == "conv":  # the data decides the net; packing its channels
         critic = conv_critic(shape[0], config.critic_norm, config.conv_width)
     else:
-        critic = image_mlp_critic(shape, hidden, depth)
+        critic = image_mlp_critic(shape, hidden, depth, norm=config.critic_norm)
     critic = constraint_of(config).prepare(critic)
     return PackedCritic(critic, sample_shape, config.pack) if config.pack > 1 else critic
 
