@@ -133,3 +133,16 @@ def test_an_image_mlp_critic_takes_its_norm(tmp_path):
     assert sum(isinstance(m, torch.nn.LayerNorm) for m in layer.modules()) == 2  # one per hidden layer
     # was silently dropped: --critic-norm layer trained the same critic as none, bit for bit
     assert not any(isinstance(m, torch.nn.LayerNorm) for m in Trainer(resolve(None, base)).critic.modules())
+
+
+def test_an_image_mlp_critic_takes_maxout_and_a_conv_critic_refuses_it(tmp_path):
+    from wganlab.config import ConfigError
+    from wganlab.core.nets import Maxout
+    np.save(tmp_path / "grey28.npy", np.random.default_rng(0).random((40, 28, 28)).astype(np.float32))
+    base = dict(data=str(tmp_path / "grey28.npy"), hidden=16, batch_size=8, held_out=8, maxout_pieces=3)
+    critic = Trainer(resolve(None, base)).critic  # was a plain ReLU MLP whatever maxout_pieces said
+    maxouts = [m for m in critic.modules() if isinstance(m, Maxout)]
+    assert len(maxouts) == 2 and maxouts[0].linear.weight.shape == (16 * 3, 784)
+    assert critic(torch.zeros(4, 1, 28, 28)).shape == (4, 1)
+    with pytest.raises(ConfigError, match="maxout_pieces 3 .* conv critic has none"):
+        Trainer(resolve(None, dict(base, net="conv")))

@@ -10,7 +10,7 @@ import warnings
 
 import torch
 
-from wganlab.config import TrainConfig
+from wganlab.config import ConfigError, TrainConfig
 from wganlab.core.constraints import Constraint, make_constraint
 from wganlab.core.nets import (AutoencoderCritic, conv_critic, conv_generator, image_mlp_critic, image_mlp_generator,
                                maxout_critic, mlp_critic, mlp_generator, resolve_net)
@@ -53,7 +53,13 @@ def build_critic(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.nn.
             critic = mlp_critic(shape[0], hidden, depth, norm=config.critic_norm)
         _initialise(critic, config.init_std)
     elif resolve_net(config.net, sample_shape) == "conv":  # the data decides the net; packing its channels
+        if config.maxout_pieces:
+            raise ConfigError(f"maxout_pieces {config.maxout_pieces} makes an MLP critic's units maxout; the conv "
+                              f"critic has none: set maxout_pieces = 0 or net = \"mlp\"")
         critic = conv_critic(shape[0], config.critic_norm, config.conv_width)
+    elif config.maxout_pieces:
+        critic = torch.nn.Sequential(torch.nn.Flatten(), maxout_critic(math.prod(shape), hidden, depth,
+                                                                       config.maxout_pieces))
     else:
         critic = image_mlp_critic(shape, hidden, depth, norm=config.critic_norm)
     critic = constraint_of(config).prepare(critic)
