@@ -146,3 +146,6 @@ def test_an_image_mlp_critic_takes_maxout_and_a_conv_critic_refuses_it(tmp_path)
     assert critic(torch.zeros(4, 1, 28, 28)).shape == (4, 1)
     with pytest.raises(ConfigError, match="maxout_pieces 3 .* conv critic has none"):
         Trainer(resolve(None, dict(base, net="conv")))
+    base.pop("maxout_pieces")
+    with pytest.raises(ConfigError, match="critic_hidden 24 / critic_depth 0 size an MLP critic; the conv critic"):
+        Trainer(resolve(None, dict(base, net="conv", critic_hidden=24)))  # was ignored without a word

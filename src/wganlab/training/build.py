@@ -56,6 +56,10 @@ def build_critic(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.nn.
         if config.maxout_pieces:
             raise ConfigError(f"maxout_pieces {config.maxout_pieces} makes an MLP critic's units maxout; the conv "
                               f"critic has none: set maxout_pieces = 0 or net = \"mlp\"")
+        if config.critic_hidden or config.critic_depth:
+            raise ConfigError(f"critic_hidden {config.critic_hidden} / critic_depth {config.critic_depth} size an MLP "
+                              f"critic; the conv critic's size is conv_width ({config.conv_width}): set both to 0, "
+                              f"or net = \"mlp\"")
         critic = conv_critic(shape[0], config.critic_norm, config.conv_width)
     elif config.maxout_pieces:
         critic = torch.nn.Sequential(torch.nn.Flatten(), maxout_critic(math.prod(shape), hidden, depth,
