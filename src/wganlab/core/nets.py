@@ -224,6 +224,6 @@ def image_mlp_generator(latent_dim: int, shape: tuple[int, ...], hidden: int, de
                          nn.Unflatten(1, tuple(shape)))
 
 
-def image_mlp_critic(shape: tuple[int, ...], hidden: int, depth: int, norm: str = "none") -> nn.Sequential:
-    """An MLP critic for images: (B, *shape) -> (B, 1); ``norm`` as :func:`mlp_critic`'s."""
-    return nn.Sequential(nn.Flatten(), mlp_critic(math.prod(shape), hidden, depth, norm=norm))
+def image_mlp_critic(shape: tuple[int, ...], hidden: int, depth: int) -> nn.Sequential:
+    """An MLP critic for images: (B, *shape) -> (B, 1)."""
+    return nn.Sequential(nn.Flatten(), mlp_critic(math.prod(shape), hidden, depth))

@@ -12,7 +12,7 @@ import torch
 
 from wganlab.config import ConfigError, TrainConfig
 from wganlab.core.constraints import Constraint, make_constraint
-from wganlab.core.nets import (AutoencoderCritic, conv_critic, conv_generator, image_mlp_critic, image_mlp_generator,
+from wganlab.core.nets import (AutoencoderCritic, conv_critic, conv_generator, image_mlp_generator,
                                maxout_critic, mlp_critic, mlp_generator, resolve_net)
 from wganlab.core.objectives import Objective, get_objective
 from wganlab.core.packing import PackedCritic, packed_shape
@@ -42,17 +42,12 @@ def build_critic(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.nn.
     sample_shape = (shape,) if isinstance(shape, int) else tuple(shape)
     shape = packed_shape(sample_shape, config.pack)
     hidden, depth = config.critic_hidden or config.hidden, config.critic_depth or config.depth  # the MLP critics'
+    vectors = len(shape) == 1 and config.net not in ("conv", "conv-mlp")  # else images, flattened for an MLP
     if objective_of(config).critic_kind == "autoencoder":
         critic = AutoencoderCritic(math.prod(shape), config.hidden, config.depth, norm=config.critic_norm)
         if len(shape) > 1:
             critic = torch.nn.Sequential(torch.nn.Flatten(), critic)
-    elif len(shape) == 1 and config.net not in ("conv", "conv-mlp"):
-        if config.maxout_pieces:
-            critic = maxout_critic(shape[0], hidden, depth, config.maxout_pieces)
-        else:
-            critic = mlp_critic(shape[0], hidden, depth, norm=config.critic_norm)
-        _initialise(critic, config.init_std)
-    elif resolve_net(config.net, sample_shape) == "conv":  # the data decides the net; packing its channels
+    elif not vectors and resolve_net(config.net, sample_shape) == "conv":  # the data decides; packing its channels
         if config.maxout_pieces:
             raise ConfigError(f"maxout_pieces {config.maxout_pieces} makes an MLP critic's units maxout; the conv "
                               f"critic has none: set maxout_pieces = 0 or net = \"mlp\"")
@@ -61,11 +56,10 @@ def build_critic(config: TrainConfig, shape: int | tuple[int, ...]) -> torch.nn.
                               f"critic; the conv critic's size is conv_width ({config.conv_width}): set both to 0, "
                               f"or net = \"mlp\"")
         critic = conv_critic(shape[0], config.critic_norm, config.conv_width)
-    elif config.maxout_pieces:
-        critic = torch.nn.Sequential(torch.nn.Flatten(), maxout_critic(math.prod(shape), hidden, depth,
-                                                                       config.maxout_pieces))
-    else:
-        critic = image_mlp_critic(shape, hidden, depth, norm=config.critic_norm)
+    else:  # an MLP critic: on vectors, or on images flattened
+        critic = (maxout_critic(math.prod(shape), hidden, depth, config.maxout_pieces) if config.maxout_pieces
+                  else mlp_critic(math.prod(shape), hidden, depth, norm=config.critic_norm))
+        critic = _initialise(critic, config.init_std) if vectors else torch.nn.Sequential(torch.nn.Flatten(), critic)
     critic = constraint_of(config).prepare(critic)
     return PackedCritic(critic, sample_shape, config.pack) if config.pack > 1 else critic
 
