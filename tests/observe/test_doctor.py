@@ -134,6 +134,26 @@ def test_healthy_default_runs_on_ring8_raise_no_finding(seed):
     assert any(r["kind"] == "probe" for r in doctor.records)  # the critic probe ran and stayed quiet
 
 
+@pytest.mark.parametrize("steps,log_every", [(1, 100), (2, 1), (3, 1), (15, 5), (40, 10), (249, 100), (250, 100),
+                                             (300, 25), (1000, 7)])
+def test_probe_lines_planned_counts_the_train_lines_the_probe_detector_reads(steps, log_every):
+    from wganlab.observe.doctor import probe_lines_planned
+
+    logged = [s for s in range(1, steps + 1) if s % log_every == 0 or s == steps]
+    assert probe_lines_planned(steps, log_every) == sum(1 for s in logged if s >= 0.2 * steps)
+
+
+def test_a_run_too_short_for_the_probe_detector_is_not_probed_and_is_called_too_short():
+    # 2 steps logged at every step: 2 lines after the opening fifth, one short of the SUSTAIN = 3 the
+    # probe detector needs; 3 steps give 3
+    short = dict(hidden=16, depth=2, batch_size=32, steps=2, log_every=1, eval_every=0, **FAST_EVAL)
+    doctor, summary = _doctor_run("wgan-gp", short)
+    assert not any(r["kind"] == "probe" for r in doctor.records)
+    assert "critic_not_optimal" in summary.get("doctor_too_short", [])
+    doctor, _ = _doctor_run("wgan-gp", dict(short, steps=3))
+    assert sum(r["kind"] == "probe" for r in doctor.records) == 3  # long enough: probed at every line
+
+
 # -- the run folder, the report and `wganlab doctor` ---------------------------------------------------------
 
 def test_strict_train_stops_and_findings_reach_metrics_report_and_the_doctor_command(tmp_path, capsys):

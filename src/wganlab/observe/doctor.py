@@ -14,7 +14,8 @@ import torch
 
 from wganlab.core.objectives import OBJECTIVES
 from wganlab.observe.detectors import (  # noqa: F401  (the doctor's public names)
-    DETECTORS, EARLY, FATAL, PROBE_STEPS, SUSTAIN, WARNING, Finding, context_of, diagnose, too_short, too_short_text)
+    DETECTORS, EARLY, FATAL, PROBE_STEPS, SUSTAIN, WARNING, Finding, context_of, diagnose, too_short,
+    too_short_text)
 from wganlab.training import step
 from wganlab.training.build import build_critic
 
@@ -53,6 +54,18 @@ def probe_critic(trainer, steps: int = PROBE_STEPS, seed: int = 0) -> dict:
     return {"w_before": before, "w_after": after, "critic_gain": gain}
 
 
+def probe_lines_planned(steps: int, log_every: int) -> int:
+    """Train lines a run planned for ``steps`` steps, logging every ``log_every``, has at or after
+    the opening fifth that the ``critic_not_optimal`` detector skips: the probes that detector can read."""
+    if steps <= 0 or log_every <= 0:
+        return 0
+    opening = 0.2 * steps
+    first = max(1, math.ceil(opening / log_every)) * log_every  # the first logged step >= opening
+    lines = max(0, (steps - first) // log_every + 1) if first <= steps else 0
+    return lines + (1 if steps % log_every else 0)  # the last step is always logged
+
+
+
 class DoctorStop(RuntimeError):
     """Raised by ``wganlab train --strict`` callers to report why the run was stopped."""
 
@@ -84,9 +97,16 @@ class Doctor:
         if kind == "probe":  # read with the train line it follows, below
             return
         if self.probe and kind == "train" and OBJECTIVES[trainer.config.objective].wasserstein \
-                and math.isfinite(record.get("w_estimate", math.nan)):
+                and math.isfinite(record.get("w_estimate", math.nan)) and self._probe_can_judge(trainer.config):
             trainer.emit({"kind": "probe", "step": record["step"], **probe_critic(trainer, seed=record["step"])})
         self._run_detectors(trainer, context_of(trainer.config))
+
+    @staticmethod
+    def _probe_can_judge(config) -> bool:
+        """speed: probe only a run planned long enough for its detector (SUSTAIN probes after the
+        opening fifth); a shorter run's probes could never be read (a 1-step conv run spent 0.7 s
+        on one), and ``wganlab doctor`` says it was too short for them."""
+        return probe_lines_planned(config.steps, config.log_every) >= SUSTAIN
 
     def _run_detectors(self, trainer, context: dict) -> None:
         for name, detector in DETECTORS.items():
