@@ -153,7 +153,8 @@ class TensorBoardLogger:
                 if param.grad is not None:
                     self.writer.add_histogram(f"gradients/{net_name}/{name}", param.grad.detach().cpu(), step,
                                               bins=BINS)
-        real = trainer.held_real[:GRADIENT_POINTS]
+        pack = trainer.config.pack  # a packed critic scores whole packs: a multiple of pack points
+        real = trainer.held_real[:min(GRADIENT_POINTS, len(trainer.held_real)) // pack * pack]
         fake = trainer.sample(len(real), seed=trainer.config.seed).to(real.device)
         for name, points in (("real", real), ("generated", fake)):
             x = points.detach().clone().requires_grad_(True)  # no parameter .grad changes
