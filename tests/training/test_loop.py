@@ -209,3 +209,17 @@ def test_an_evaluation_solves_its_w1_while_the_callbacks_draw(monkeypatch):
     trainer.train()
     assert order == ["exact_w1", "before_eval"]
     assert trainer.last_eval["w1"] == pytest.approx(trainer.evaluate()["w1"])
+
+
+@pytest.mark.parametrize("preset", ["hinge", "sngan", "wgan-gp"])
+def test_how_often_a_run_logs_and_evaluates_never_changes_what_it_trains(preset):
+    # a spectrally normalised critic updates its power-iteration vectors on every forward in training
+    # mode: the measurements (W estimate, gradient norms, critic surface) take it in eval mode
+    def trained(**cadence):
+        trainer = Trainer(resolve(preset, dict(hidden=32, depth=2, batch_size=64, steps=20, eval_samples=200,
+                                               w1_samples=100, **cadence)))
+        trainer.train()
+        return [*trainer.critic.state_dict().values(), *trainer.generator.state_dict().values()]
+
+    quiet, busy = trained(log_every=20, eval_every=0), trained(log_every=2, eval_every=5)
+    assert all(torch.equal(a, b) for a, b in zip(quiet, busy))

@@ -50,8 +50,8 @@ def generator_push(trainer, points: torch.Tensor) -> torch.Tensor:
     gradient; no parameter ``.grad`` changes.
     """
     x = points.detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        loss = trainer.objective.generator(score_points(trainer.critic, x)) * len(x)
+    with torch.enable_grad(), trainer.measured_critic() as critic:
+        loss = trainer.objective.generator(score_points(critic, x)) * len(x)
         (gradient,) = torch.autograd.grad(loss, x)
     return -gradient
 
@@ -138,7 +138,8 @@ class LiveView:
         xs = torch.linspace(x0, x1, self.resolution)
         ys = torch.linspace(y1, y0, self.resolution)  # row 0 is the top of the picture
         grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2).to(trainer.held_real.device)
-        heat = score_points(trainer.critic, grid).reshape(self.resolution, self.resolution)
+        with trainer.measured_critic() as critic:
+            heat = score_points(critic, grid).reshape(self.resolution, self.resolution)
         push = generator_push(trainer, fake[: self.arrows])
         return {"bounds": self._bounds, "real": _rounded(real), "fake": _rounded(fake),
                 "heat": _rounded(heat), "arrows": _rounded(push)}

@@ -158,6 +158,6 @@ class TensorBoardLogger:
         fake = trainer.sample(len(real), seed=trainer.config.seed).to(real.device)
         for name, points in (("real", real), ("generated", fake)):
             x = points.detach().clone().requires_grad_(True)  # no parameter .grad changes
-            with torch.enable_grad():
-                norms = critic_input_gradient_norms(trainer.critic, x, create_graph=False).detach().cpu()
+            with torch.enable_grad(), trainer.measured_critic() as critic:
+                norms = critic_input_gradient_norms(critic, x, create_graph=False).detach().cpu()
             self.writer.add_histogram(f"critic_input_grad_norm/{name}", norms, step, bins=BINS)

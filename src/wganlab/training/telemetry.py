@@ -8,6 +8,7 @@ every callback (the doctor's findings go the same way).
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -28,6 +29,19 @@ def _grad_norm(module: torch.nn.Module) -> torch.Tensor:
 
 class Telemetry:
     """The measuring part of a :class:`~wganlab.training.loop.Trainer` (a mixin)."""
+
+    @contextlib.contextmanager
+    def measured_critic(self):
+        """The critic in eval mode while it is measured, then back: a spectrally normalised
+        critic's power iteration (it updates its ``_u``/``_v`` buffers in place on each forward in
+        training mode) then runs in training steps only, so how often a run logs, evaluates or
+        draws never changes what it trains."""
+        critic, was_training = self.critic, self.critic.training
+        critic.eval()
+        try:
+            yield critic
+        finally:
+            critic.train(was_training)
 
     def _accumulate(self, stats: dict) -> None:
         for key, value in stats.items():
@@ -95,8 +109,8 @@ class Telemetry:
             real, fake, n = pack_samples(real[:keep], pack), pack_samples(fake[:keep], pack), keep // pack
         eps = torch.rand(n, *([1] * (real.dim() - 1)), generator=torch.Generator().manual_seed(self.config.seed))
         points = (eps.to(self.device) * real + (1 - eps.to(self.device)) * fake).requires_grad_(True)
-        with torch.enable_grad():
-            norms = critic_input_gradient_norms(self.critic, points, create_graph=False)
+        with torch.enable_grad(), self.measured_critic() as critic:
+            norms = critic_input_gradient_norms(critic, points, create_graph=False)
         stats["input_grad_norm"] = norms.mean()
         stats["lipschitz_over_1_5"] = (norms > 1.5).float().mean()
         return stats
@@ -134,7 +148,8 @@ class Telemetry:
     def wasserstein_estimate(self) -> float:
         """E f(x) - E f(G(z)) on the fixed held-out batch: the critic's own W1 estimate."""
         fake = self.generate(self.held_z)
-        return float(self.critic(self.held_real).mean() - self.critic(fake).mean())
+        with self.measured_critic() as critic:
+            return float(critic(self.held_real).mean() - critic(fake).mean())
 
     def evaluate(self) -> dict:
         return self.start_evaluation()()
@@ -198,6 +213,7 @@ class Telemetry:
         xs = torch.linspace(float(low[0] - pad[0]), float(high[0] + pad[0]), resolution)
         ys = torch.linspace(float(low[1] - pad[1]), float(high[1] + pad[1]), resolution)
         grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).reshape(-1, 2)
-        values = score_points(self.critic, grid.to(self.device)).reshape(resolution, resolution).cpu()
+        with self.measured_critic() as critic:
+            values = score_points(critic, grid.to(self.device)).reshape(resolution, resolution).cpu()
         return xs.numpy(), ys.numpy(), values.numpy()
 
