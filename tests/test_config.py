@@ -243,7 +243,8 @@ def test_grid25_without_a_preset_starts_from_the_preset_tuned_for_it():
     from wganlab.config import DATA_DEFAULT_PRESETS, PRESETS
 
     assert DATA_DEFAULT_PRESETS == {"grid25": "wgan-gp-2d-grid25", "ring8": "wgan-gp-2d-ring8", "mnist": "wgan-gp-images",
-                                    "digits": "wgan-gp-images", "images": "wgan-gp-images"}
+                                    "digits": "wgan-gp-images", "images": "wgan-gp-images",
+                                    "stacked-mnist": "wgan-gp-images-stacked"}
     grid = resolve(None, {"data": "grid25"})
     assert grid.preset == "wgan-gp-2d-grid25" and grid.steps == 16000
     # ring8's: the default, only longer; grid25's also a deeper generator, decayed by steps or budget
