@@ -32,6 +32,7 @@ SUSTAIN = 3  # consecutive log lines a condition must hold on
 EARLY = 3  # log lines that set a run's early scale
 FATAL, WARNING = "fatal", "warning"
 PROBE_STEPS = 5  # critic steps of the doctor's probe (wganlab.observe.doctor.probe_critic)
+PROBE_OPENING = 0.2  # the share of a run whose probes critic_not_optimal skips (the critic catching up)
 @dataclass(frozen=True)
 class Finding:
     """One diagnosis: ``detector`` held from ``step`` on; ``evidence`` holds the numbers."""
@@ -313,7 +314,7 @@ def critic_not_optimal(records: list[dict], context: dict) -> Finding | None:
     critic that merely lags a little is not a finding) and by >= 10% of the run's early scale (near convergence the estimate is ~0, and a
     large relative rise of a tiny number means nothing), after the first fifth of the run: in
     the opening steps every critic is still catching up with the data."""
-    opening = 0.2 * (context.get("steps") or 0)
+    opening = PROBE_OPENING * (context.get("steps") or 0)
     probes = [r for r in records if r.get("kind") == "probe" and r["step"] >= opening]
     scale = _early(_train(records), "w_estimate", how=lambda v: max(abs(x) for x in v))
     if not scale:

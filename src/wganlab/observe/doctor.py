@@ -14,7 +14,7 @@ import torch
 
 from wganlab.core.objectives import OBJECTIVES
 from wganlab.observe.detectors import (  # noqa: F401  (the doctor's public names)
-    DETECTORS, EARLY, FATAL, PROBE_STEPS, SUSTAIN, WARNING, Finding, context_of, diagnose, too_short,
+    DETECTORS, EARLY, FATAL, PROBE_OPENING, PROBE_STEPS, SUSTAIN, WARNING, Finding, context_of, diagnose, too_short,
     too_short_text)
 from wganlab.training import step
 from wganlab.training.build import build_critic
@@ -56,14 +56,12 @@ def probe_critic(trainer, steps: int = PROBE_STEPS, seed: int = 0) -> dict:
 
 def probe_lines_planned(steps: int, log_every: int) -> int:
     """Train lines a run planned for ``steps`` steps, logging every ``log_every``, has at or after
-    the opening fifth that the ``critic_not_optimal`` detector skips: the probes that detector can read."""
+    the opening (PROBE_OPENING) that the ``critic_not_optimal`` detector skips: the probes it can read."""
     if steps <= 0 or log_every <= 0:
         return 0
-    opening = 0.2 * steps
-    first = max(1, math.ceil(opening / log_every)) * log_every  # the first logged step >= opening
-    lines = max(0, (steps - first) // log_every + 1) if first <= steps else 0
+    first = max(1, math.ceil(PROBE_OPENING * steps / log_every)) * log_every  # the first logged step >= opening
+    lines = (steps - first) // log_every + 1 if first <= steps else 0
     return lines + (1 if steps % log_every else 0)  # the last step is always logged
-
 
 
 class DoctorStop(RuntimeError):
@@ -103,8 +101,8 @@ class Doctor:
 
     @staticmethod
     def _probe_can_judge(config) -> bool:
-        """speed: probe only a run planned long enough for its detector (SUSTAIN probes after the
-        opening fifth); a shorter run's probes could never be read (a 1-step conv run spent 0.7 s
+        """speed: probe only a run planned long enough for its detector (SUSTAIN probes after its
+        opening); a shorter run's probes could never be read (a 1-step conv run spent 0.7 s
         on one), and ``wganlab doctor`` says it was too short for them."""
         return probe_lines_planned(config.steps, config.log_every) >= SUSTAIN
 
