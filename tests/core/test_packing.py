@@ -8,7 +8,7 @@ from torch.testing import assert_close
 from wganlab.config import ConfigError, resolve
 from wganlab.core.constraints import make_constraint
 from wganlab.core.objectives import get_objective
-from wganlab.core.packing import PackedCritic, pack_samples, score_points
+from wganlab.core.packing import PackedCritic, pack_samples, score_points, whole_packs
 from wganlab.training import step
 from wganlab.training.build import build_critic
 from wganlab.training.loop import Trainer
@@ -117,3 +117,8 @@ def test_packing_works_with_other_objectives_and_constraints(objective, constrai
     trainer = _run(pack=2, objective=objective, constraint=constraint, steps=2)
     assert isinstance(trainer.critic, PackedCritic)
     assert all(torch.isfinite(torch.tensor(v)) for v in trainer.last_train.values() if isinstance(v, float))
+
+
+def test_whole_packs_is_the_largest_multiple_of_pack_not_above_n():
+    assert [whole_packs(n, 3) for n in (0, 2, 3, 512, 600)] == [0, 0, 3, 510, 600]
+    assert whole_packs(7, 1) == 7

@@ -29,6 +29,11 @@ def packed_shape(shape: tuple[int, ...], pack: int) -> tuple[int, ...]:
     return (shape[0] * pack, *shape[1:])
 
 
+def whole_packs(n: int, pack: int) -> int:
+    """The most of ``n`` points that split into packs of ``pack`` (a packed critic scores whole packs)."""
+    return n // pack * pack
+
+
 def pack_samples(x: torch.Tensor, pack: int) -> torch.Tensor:
     """(B, C, ...) -> (B / pack, pack * C, ...): each ``pack`` consecutive samples concatenated."""
     if pack == 1:

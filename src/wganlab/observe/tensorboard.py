@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from wganlab.core.constraints import critic_input_gradient_norms
+from wganlab.core.packing import whole_packs
 from wganlab.observe.detectors import Finding
 from wganlab.observe.grids import grid_array
 from wganlab.util import sidecar
@@ -153,8 +154,7 @@ class TensorBoardLogger:
                 if param.grad is not None:
                     self.writer.add_histogram(f"gradients/{net_name}/{name}", param.grad.detach().cpu(), step,
                                               bins=BINS)
-        pack = trainer.config.pack  # a packed critic scores whole packs: a multiple of pack points
-        real = trainer.held_real[:min(GRADIENT_POINTS, len(trainer.held_real)) // pack * pack]
+        real = trainer.held_real[:whole_packs(min(GRADIENT_POINTS, len(trainer.held_real)), trainer.config.pack)]
         fake = trainer.sample(len(real), seed=trainer.config.seed).to(real.device)
         for name, points in (("real", real), ("generated", fake)):
             x = points.detach().clone().requires_grad_(True)  # no parameter .grad changes

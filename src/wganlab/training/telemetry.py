@@ -14,7 +14,7 @@ import math
 import torch
 
 from wganlab.core.constraints import critic_input_gradient_norms
-from wganlab.core.packing import pack_samples, score_points
+from wganlab.core.packing import pack_samples, score_points, whole_packs
 from wganlab.metrics.headline import BY_KEY, headline_of
 from wganlab.metrics.toy import evaluate_toy_pending
 from wganlab.training.state import NonFiniteError
@@ -105,7 +105,7 @@ class Telemetry:
         # packing the norms are taken at packed interpolates, as the penalty takes them.
         pack = self.config.pack
         if pack > 1:
-            keep = n // pack * pack
+            keep = whole_packs(n, pack)
             real, fake, n = pack_samples(real[:keep], pack), pack_samples(fake[:keep], pack), keep // pack
         eps = torch.rand(n, *([1] * (real.dim() - 1)), generator=torch.Generator().manual_seed(self.config.seed))
         points = (eps.to(self.device) * real + (1 - eps.to(self.device)) * fake).requires_grad_(True)
