@@ -74,8 +74,10 @@ class TrainConfig:
     extended_from: int = _key(0, "the steps a run was planned for before a --resume extended it (0: never extended); "
                                  "its learning-rate decay is re-planned over the new steps", flag=False)
     ema: float = _key(0.99, "generator weight EMA decay (0: off)")
-    ema_warmup: bool = _key(False, "ramp the EMA decay as min(ema, (1 + t) / (10 + t)) over its t-th update (as TF's "
-                            "ExponentialMovingAverage with num_updates): a slow EMA drops the initial weights soon")
+    ema_warmup: bool = _key(False, "ramp the EMA decay as min(ema, (1 + t) / (ema_ramp + t)) over its t-th update (as "
+                            "TF's ExponentialMovingAverage with num_updates): a slow EMA drops the initial weights soon")
+    ema_ramp: float = _key(10.0, "the warm-up ramp's constant c (> 1; TF's 10): until ema caps it the average weighs "
+                           "update s as s^(c - 2), a mean lag of 1/c of the updates (2: uniform, 3: linear)")
     ema_start: int = _key(0, "generator steps the EMA copies the generator before it starts averaging (BigGAN's "
                              "ema_start; the warm-up ramp counts from here)")
     update_rule: str = _key("alternating", "how the players' steps interleave (unrolled: set unroll_steps)",
@@ -275,6 +277,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("lr_decay_fraction", 0 <= config.lr_decay_fraction <= 1, "must be in [0, 1]"),
         ("ema", 0 <= config.ema < 1, "must be in [0, 1) (0 turns the EMA off)"),
         ("ema_start", config.ema_start >= 0, "must be >= 0 (0: average from the first step)"),
+        ("ema_ramp", config.ema_ramp > 1, "must be > 1 (1 never moves the average; TF's ramp is 10)"),
         ("latent_dim", config.latent_dim >= 1, "must be >= 1"),
         ("hidden", config.hidden >= 1, "must be >= 1"),
         ("depth", 1 <= config.depth <= 1000, "must be in 1..1000"),
@@ -293,10 +296,18 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("critic_depth", config.critic_depth >= 0, "must be >= 0 (0: depth)"),
         ("maxout_pieces", config.maxout_pieces >= 0 and config.maxout_pieces != 1, "must be 0 (off) or >= 2"),
         ("init_std", config.init_std >= 0, "must be >= 0 (0: torch's default initialisation)"),
+        ("critic_norm", not config.maxout_pieces or config.critic_norm == "none", "cannot be used with the "
+         "maxout critic (maxout_pieces > 0 has no norm layers): set critic_norm = \"none\""),
+        ("update_rule", not config.unroll_steps or config.update_rule == "alternating", "must be alternating with "
+         "unroll_steps > 0 (unrolling is its own rule): set update_rule = \"alternating\""),
+        ("n_critic", config.update_rule != "extragradient" or config.n_critic == 1, "must be 1 with update_rule "
+         "extragradient (one critic step per generator step): set n_critic = 1"),
+        ("device", config.device in ("cpu", "mps") or config.device.startswith("cuda"), "must be cpu, cuda, cuda:N "
+         "or mps"),
     ]
     for key, ok, rule in rules:
         if not ok:
-            raise ConfigError(f"{key} {rule}, got {getattr(config, key)}")
+            raise ConfigError(f"{key} {rule}, got {getattr(config, key)!r}")
     # static graph only where `not adds_penalty`: projections and re-parametrisations, no double backward
     if config.ddp_static_graph and CONSTRAINTS[config.constraint].adds_penalty:
         raise ConfigError(f"ddp_static_graph cannot be used with the {config.constraint} constraint: DDP's static "
@@ -306,17 +317,6 @@ def validate(config: TrainConfig) -> TrainConfig:
         if config.pack > 1 and getattr(config, key) % config.pack:
             raise ConfigError(f"{key} {getattr(config, key)} is not a multiple of pack {config.pack}: the critic "
                               f"scores packs of {config.pack} samples; give a multiple of {config.pack}")
-    if config.maxout_pieces and config.critic_norm != "none":
-        raise ConfigError(f"the maxout critic (maxout_pieces {config.maxout_pieces}) has no norm layers; "
-                          f"set critic_norm = \"none\", got {config.critic_norm!r}")
-    if config.unroll_steps and config.update_rule != "alternating":
-        raise ConfigError(f"unroll_steps > 0 runs its own update rule; set update_rule = \"alternating\", "
-                          f"got {config.update_rule!r}")
-    if config.update_rule == "extragradient" and config.n_critic != 1:
-        raise ConfigError(f"update_rule extragradient takes one critic step per generator step; set n_critic = 1, "
-                          f"got {config.n_critic}")
-    if not (config.device == "cpu" or config.device.startswith("cuda") or config.device == "mps"):
-        raise ConfigError(f"device must be cpu, cuda, cuda:N or mps, got {config.device!r}")
     return config
 
 

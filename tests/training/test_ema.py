@@ -1,5 +1,6 @@
 import copy
 
+import pytest
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -56,3 +57,17 @@ def test_the_average_follows_a_move_of_its_module():
     average.update_parameters(net)
     for b, p in zip(before, average.module.parameters()):
         assert p.dtype == torch.float64 and torch.allclose(p, 0.5 * b + 0.5)
+
+
+def test_the_ramp_constant_picks_the_average_ramp_2_uniform_ramp_3_linear_in_age():
+    """ema_ramp c: until the cap binds, update s weighs ~s^(c - 2): c = 2 is the plain mean of every
+    update since the start, c = 3 weighs the s-th update (counting the first copy as 1) by s."""
+    iterates = [torch.full((2,), float(v)) for v in (3.0, -1.0, 4.0, 1.0, 5.0, 9.0)]
+    for ramp, weights in ((2.0, [1, 1, 1, 1, 1, 1]), (3.0, [1, 2, 3, 4, 5, 6])):
+        update, average = warmed_ema(0.9999, ramp), [iterates[0].clone()]  # the first update copies
+        for t, current in enumerate(iterates[1:]):
+            update(average, [current], torch.tensor(t))
+        expected = sum(w * float(x[0]) for w, x in zip(weights, iterates)) / sum(weights)
+        assert torch.allclose(average[0], torch.full((2,), expected), atol=1e-5), (ramp, average[0], expected)
+    with pytest.raises(ValueError, match="ramp must be > 1"):
+        warmed_ema(0.999, 1.0)

@@ -8,13 +8,21 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 
-def warmed_ema(decay: float):
-    """An AveragedModel ``multi_avg_fn``: the EMA with its decay ramped as min(decay, (1 + t) / (10 + t))
-    at the t-th update (torch's own EMA function has a fixed decay)."""
+def warmed_ema(decay: float, ramp: float = 10.0):
+    """An AveragedModel ``multi_avg_fn``: the EMA with its decay ramped as min(decay, (1 + t) / (ramp + t))
+    at the t-th update (torch's own EMA function has a fixed decay; TF's ExponentialMovingAverage
+    with num_updates is ramp 10).
+
+    Until the cap ``decay`` binds, the average weighs the update at s about as s^(ramp - 2): its
+    mean lag is 1/ramp of the updates so far, so ramp 2 is the uniform (Polyak) average and ramp 3
+    weighs updates linearly in their age (Yazici et al. 2019 compare such averages in GANs)."""
+    if ramp <= 1:
+        raise ValueError(f"the EMA ramp must be > 1 (ramp 1 never moves the average), got {ramp}")
+
     @torch.no_grad()
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged) -> None:
         t = float(num_averaged)
-        weight = 1.0 - min(decay, (1.0 + t) / (10.0 + t))
+        weight = 1.0 - min(decay, (1.0 + t) / (ramp + t))
         if torch.is_floating_point(averaged[0]):  # as torch's: foreach lerp handles floats only
             torch._foreach_lerp_(averaged, current, weight)
         else:

@@ -93,7 +93,7 @@ class Trainer(TrainerState, Telemetry):
         self.critic = build_critic(config, self.dataset.shape).to(self.device)
         self.ema = None
         if config.ema > 0:
-            average = warmed_ema(config.ema) if config.ema_warmup else get_ema_multi_avg_fn(config.ema)
+            average = warmed_ema(config.ema, config.ema_ramp) if config.ema_warmup else get_ema_multi_avg_fn(config.ema)
             average = delayed(average, config.ema_start)
             self.ema = GeneratorAverage(self.generator, multi_avg_fn=average, use_buffers=True)
 
