@@ -9,8 +9,8 @@ Both runs use the same small MLP nets and the same number of generator steps (th
 conv nets take seconds a step on a CPU). The two configurations:
 
 * WGAN-GP: the image default, ``wgan-gp-images`` (lambda 10, n_critic 2, Adam 1e-3 (0.5, 0.9),
-  batch 256, bf16 matmuls, the warmed EMA 0.9999 of the generator: below step ~10,000 the same
-  run as 0.999's), the recipe
+  batch 256, bf16 matmuls, the generator's average from step 1,000 weighing steps linearly in
+  their age, ``ema_ramp = 3``), the recipe
   ``wganlab train --data mnist`` uses;
 * the collapsing one: the non-saturating GAN with the generator's learning rate ten times
   the discriminator's (2e-3 against 2e-4). A generator that moves much faster than its
