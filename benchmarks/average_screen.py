@@ -1,0 +1,76 @@
+"""Generator averages compared on one training run: the average never feeds back into training,
+so one run can carry several and score each at the same steps.
+
+Each extra average is ``ema_ramp`` c (the ramp min(cap, (1 + t) / (c + t)), no cap: the update at
+s weighs about s^(c - 2); 10 is TF's, 3 linear in age, 2 uniform) started at ``ema_start`` s,
+kept beside the run's own average (its config's, the column ``run``) and the raw generator.
+Every column is scored on the same noise at each step: FID on MNIST (2,000 samples against the
+held-out digits, as the run's evaluations), mode KL on stacked MNIST (10,000 samples).
+
+    python benchmarks/average_screen.py mnist 3000 8000 23000 95000 --ramps 10 5 3 20 40
+    python benchmarks/average_screen.py stacked-mnist 6000 37000 --ramps 10 5 3 --threads 1
+
+The FID at a step does not depend on the machine's load (a run is deterministic per step), so
+two screens may run side by side at one thread each. Needs MNIST: ``wganlab data fetch mnist``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from wganlab.config import resolve  # noqa: E402
+from wganlab.metrics.images import evaluate_images  # noqa: E402
+from wganlab.training.ema import GeneratorAverage, delayed, warmed_ema  # noqa: E402
+from wganlab.training.loop import Trainer  # noqa: E402
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", help="mnist | stacked-mnist (the data's default preset)")
+    parser.add_argument("steps", type=int, nargs="+", help="generator steps at which every average is scored")
+    parser.add_argument("--ramps", type=float, nargs="+", default=[10.0, 5.0, 3.0, 20.0])
+    parser.add_argument("--starts", type=int, nargs="+", default=[1000], help="ema_start of each extra average")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    config = resolve(None, {"data": args.data, "eval_every": 0, "steps": max(args.steps), "seed": args.seed})
+    trainer = Trainer(config)
+    averages = {f"ramp {ramp:g} from {start}": GeneratorAverage(trainer.generator, use_buffers=True,
+                                                                multi_avg_fn=delayed(warmed_ema(1.0, ramp), start))
+                for ramp in args.ramps for start in args.starts}
+    stacked = args.data == "stacked-mnist"
+    noise = torch.randn(10_000 if stacked else 2000, config.latent_dim,
+                        generator=torch.Generator().manual_seed(config.seed))
+    started, done = time.perf_counter(), 0
+    for target in sorted(args.steps):
+        while done < target:
+            trainer.update_rule.iteration(trainer, trainer._accumulate)
+            for average in averages.values():
+                average.update_parameters(trainer.generator)
+            done += 1
+        row = {"step": done, "wall_s": round(time.perf_counter() - started)}  # scoring included
+        nets = {"raw": trainer.generator, "run": trainer.sampler, **{k: a.module for k, a in averages.items()}}
+        for name, net in nets.items():
+            was_training = net.training
+            net.eval()
+            with torch.no_grad():
+                samples = net(noise).float()
+            net.train(was_training)
+            scores = evaluate_images(samples, trainer.dataset, seed=config.seed)
+            row[name] = round(scores["mode_kl"] if stacked else scores["fid"], 4)
+        print(json.dumps(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
