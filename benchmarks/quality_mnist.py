@@ -2,8 +2,8 @@
 
 Each row is ``DATA:SECONDS[:PRESET]`` (no preset: the one chosen from the data, today
 ``wgan-gp-images``, and ``wgan-gp-images-stacked`` for stacked MNIST), trained as a whole process
-(``python -m wganlab train``, start-up and evaluations inside the budget) for each seed, and reported as the median over the seeds with
-the range. The figures are the run's own final evaluation: FID and KID in the shipped
+(``python -m wganlab train``, start-up and evaluations inside the budget) for each seed, and
+reported as the median over the seeds with the range. The figures are the run's own final evaluation: FID and KID in the shipped
 evaluation network's features (our feature space, not Inception's: compare these numbers with
 each other, not with papers' FIDs), the class histogram's KL to uniform and the classes
 covered. On stacked MNIST the finished generator is then scored again on ``--stacked-samples``
