@@ -9,9 +9,15 @@ held-out digits, as the run's evaluations), mode KL on stacked MNIST (10,000 sam
 
     python benchmarks/average_screen.py mnist 3000 8000 23000 95000 --ramps 10 5 3 20 40
     python benchmarks/average_screen.py stacked-mnist 6000 37000 --ramps 10 5 3 --threads 1
+    python benchmarks/average_screen.py mnist 8000 40000 --ramps 5 --set lr_decay_fraction=0.5
+
+``--set KEY=VALUE`` changes the run itself (its learning-rate schedule is planned over the largest
+step given, as a run of that many ``--steps``).
 
 The FID at a step does not depend on the machine's load (a run is deterministic per step), so
-two screens may run side by side at one thread each. Needs MNIST: ``wganlab data fetch mnist``.
+two screens may run side by side at one thread each; it does depend on the CPU and the thread
+count (a different matmul kernel is a different trajectory), so compare rows from one machine.
+Needs MNIST: ``wganlab data fetch mnist``.
 """
 
 from __future__ import annotations
@@ -40,10 +46,14 @@ def main(argv=None) -> int:
     parser.add_argument("--starts", type=int, nargs="+", default=[1000], help="ema_start of each extra average")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config key for the run itself (e.g. lr_decay_fraction=0.5, planned over max(steps))")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    config = resolve(None, {"data": args.data, "eval_every": 0, "steps": max(args.steps), "seed": args.seed})
+    overrides = dict(item.split("=", 1) for item in args.set)
+    config = resolve(None, {**overrides, "data": args.data, "eval_every": 0, "steps": max(args.steps),
+                            "seed": args.seed})
     trainer = Trainer(config)
     averages = {f"ramp {ramp:g} from {start}": GeneratorAverage(trainer.generator, use_buffers=True,
                                                                 multi_avg_fn=delayed(warmed_ema(1.0, ramp), start))
@@ -55,6 +65,8 @@ def main(argv=None) -> int:
     for target in sorted(args.steps):
         while done < target:
             trainer.update_rule.iteration(trainer, trainer._accumulate)
+            for schedule in trainer.schedules:  # as Trainer._one_step
+                schedule.step()
             for average in averages.values():
                 average.update_parameters(trainer.generator)
             done += 1
