@@ -32,6 +32,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from wganlab.cli.parser import parse_set  # noqa: E402
 from wganlab.config import resolve  # noqa: E402
 from wganlab.metrics.images import evaluate_images  # noqa: E402
 from wganlab.training.ema import GeneratorAverage, delayed, warmed_ema  # noqa: E402
@@ -51,8 +52,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    overrides = dict(item.split("=", 1) for item in args.set)
-    config = resolve(None, {**overrides, "data": args.data, "eval_every": 0, "steps": max(args.steps),
+    config = resolve(None, {**parse_set(args.set), "data": args.data, "eval_every": 0, "steps": max(args.steps),
                             "seed": args.seed})
     trainer = Trainer(config)
     averages = {f"ramp {ramp:g} from {start}": GeneratorAverage(trainer.generator, use_buffers=True,
