@@ -64,9 +64,7 @@ def main(argv=None) -> int:
     started, done = time.perf_counter(), 0
     for target in sorted(args.steps):
         while done < target:
-            trainer.update_rule.iteration(trainer, trainer._accumulate)
-            for schedule in trainer.schedules:  # as Trainer._one_step
-                schedule.step()
+            trainer.advance()
             for average in averages.values():
                 average.update_parameters(trainer.generator)
             done += 1

@@ -223,3 +223,17 @@ def test_how_often_a_run_logs_and_evaluates_never_changes_what_it_trains(preset)
 
     quiet, busy = trained(log_every=20, eval_every=0), trained(log_every=2, eval_every=5)
     assert all(torch.equal(a, b) for a, b in zip(quiet, busy))
+
+
+def test_advance_is_the_loops_step_without_its_logging():
+    # benchmarks (average_screen) step a Trainer with advance(): it must train what train() trains,
+    # learning-rate decay included
+    config = resolve("wgan-gp-2d", dict(TINY, steps=6, lr_decay_fraction=0.5))
+    looped, stepped = Trainer(config), Trainer(config)
+    looped.train()
+    for _ in range(6):
+        stepped.advance()
+    assert stepped.step == looped.step == 6 and stepped.history == []
+    assert stepped.opt_g.param_groups[0]["lr"] == looped.opt_g.param_groups[0]["lr"] == 0.0
+    for a, b in [(looped.generator, stepped.generator), (looped.critic, stepped.critic)]:
+        assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))

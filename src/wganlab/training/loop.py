@@ -40,7 +40,6 @@ __all__ = ["CheckpointMismatchError", "NonFiniteError", "Trainer", "build_critic
            "keep_freed_memory_for_reuse", "rank_seed"]
 
 
-
 class Trainer(TrainerState, Telemetry):
     """Trains one GAN from a validated :class:`TrainConfig`.
 
@@ -205,9 +204,8 @@ class Trainer(TrainerState, Telemetry):
         return [self._critic_update(real, fake, eps) for (real, _, eps), fake in zip(draws, fakes)]
 
     def _critic_draws(self):
-        """(real batch, noise, interpolation weights) of one critic step, in that order; the
-        weights only for the hand-written step (the autograd path's penalty draws its own),
-        else None."""
+        """(real batch, noise, interpolation weights) of one critic step, in that order; the weights only
+        for the hand-written step (the autograd path's penalty draws its own), else None."""
         real = self.draw_real(self.local_batch)
         noise = self.draw_noise(self.local_batch)
         if self._critic_layers is None or self.constraint.penalty_of_norms is None:
@@ -232,9 +230,8 @@ class Trainer(TrainerState, Telemetry):
                 **self.objective.after_critic_step()}
 
     def _hand_written_critic(self):
-        """(layers, slopes) when the critic step can take its gradients from
-        ``wganlab.core.critic_gradients`` (a plain MLP critic, one process, fp32 or bf16, no penalty
-        or one at the interpolates), else None: the autograd path."""
+        """(layers, slopes) when the critic step can take its gradients from ``core.critic_gradients`` (a
+        plain MLP critic, one process, fp32 or bf16, no penalty or one at the interpolates), else None."""
         config = self.config
         if config.critic_backward == "autograd" or self.world_size > 1 or config.precision not in ("fp32", "bf16"):
             return None
@@ -266,8 +263,7 @@ class Trainer(TrainerState, Telemetry):
         return grads.scores[0], grads.loss_stats, grads.penalty_stats
 
     def critic_terms(self, score, real: torch.Tensor, fake: torch.Tensor) -> step.CriticTerms:
-        """The run's critic loss of ``score`` on (real, fake): its objective plus its penalty,
-        drawing from the run's stream (the unrolled rule's differentiable critic steps)."""
+        """The run's critic loss of ``score`` on (real, fake), drawing from the run's stream (unrolled steps)."""
         return step.critic_terms(self.objective, self.constraint, score, real, fake, self.rng, pack=self.config.pack)
 
     def _accuracy(self, scores: torch.Tensor, batch: int) -> dict:
@@ -370,13 +366,17 @@ class Trainer(TrainerState, Telemetry):
                 callback.on_end(self, summary)
         return summary
 
-    def _one_step(self, started: float, last: int, bar) -> bool:
-        """One generator step with its critic steps, and the logging due after it; True to stop."""
-        config = self.config
+    def advance(self) -> None:
+        """One generator step with its critic steps and the lr schedules' step: no logging, evaluation or checkpoint."""
         self.update_rule.iteration(self, self._accumulate)
         for schedule in self.schedules:
             schedule.step()
         self.step += 1
+
+    def _one_step(self, started: float, last: int, bar) -> bool:
+        """One generator step with its critic steps, and the logging due after it; True to stop."""
+        config = self.config
+        self.advance()
         if bar is not None:
             bar.update(1)
         out_of_time = bool(config.max_seconds) and time.perf_counter() - started >= config.max_seconds
