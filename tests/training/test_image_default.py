@@ -26,12 +26,12 @@ def test_images_without_a_preset_start_from_the_image_default_and_points_from_th
     assert default_preset("grid25") == "wgan-gp-2d-grid25"
     config = resolve(None, {"data": "mnist"})
     assert (config.preset, config.net, config.latent_dim, config.gp_weight) == ("wgan-gp-images", "mlp", 64, 10.0)
-    # stacked MNIST: the same recipe with a third critic layer, the only key it changes
+    # stacked MNIST: the same recipe with a third critic layer and a third critic step, the only keys it changes
     stacked = resolve(None, {"data": "stacked-mnist"})
     assert default_preset("stacked-mnist") == stacked.preset == "wgan-gp-images-stacked"
     assert (stacked.critic_depth, config.critic_depth) == (3, 0)  # 0: the generator's depth, 2
     assert stacked.to_dict() == {**resolve("wgan-gp-images", {"data": "stacked-mnist"}).to_dict(),
-                                 "preset": "wgan-gp-images-stacked", "critic_depth": 3}
+                                 "preset": "wgan-gp-images-stacked", "critic_depth": 3, "n_critic": 3}
 
 
 def test_a_2d_recipe_named_for_images_never_draws_from_a_2d_latent(tmp_path):
