@@ -263,7 +263,7 @@ class Trainer(TrainerState, Telemetry):
         return grads.scores[0], grads.loss_stats, grads.penalty_stats
 
     def critic_terms(self, score, real: torch.Tensor, fake: torch.Tensor) -> step.CriticTerms:
-        """The run's critic loss of ``score`` on (real, fake), drawing from the run's stream (unrolled steps)."""
+        """The run's critic loss (objective plus penalty) of ``score`` on (real, fake), from the run's stream."""
         return step.critic_terms(self.objective, self.constraint, score, real, fake, self.rng, pack=self.config.pack)
 
     def _accuracy(self, scores: torch.Tensor, batch: int) -> dict:
