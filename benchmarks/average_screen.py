@@ -61,14 +61,13 @@ def main(argv=None) -> int:
     stacked = args.data == "stacked-mnist"
     noise = torch.randn(10_000 if stacked else 2000, config.latent_dim,
                         generator=torch.Generator().manual_seed(config.seed))
-    started, done = time.perf_counter(), 0
+    started = time.perf_counter()
     for target in sorted(args.steps):
-        while done < target:
+        while trainer.step < target:
             trainer.advance()
             for average in averages.values():
                 average.update_parameters(trainer.generator)
-            done += 1
-        row = {"step": done, "wall_s": round(time.perf_counter() - started)}  # scoring included
+        row = {"step": trainer.step, "wall_s": round(time.perf_counter() - started)}  # scoring included
         nets = {"raw": trainer.generator, "run": trainer.sampler, **{k: a.module for k, a in averages.items()}}
         for name, net in nets.items():
             was_training = net.training

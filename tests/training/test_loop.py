@@ -47,10 +47,7 @@ def test_learning_rate_decays_linearly_to_zero_over_the_final_fraction():
     trainer = Trainer(resolve("wgan-gp-2d", dict(TINY, steps=10, lr_decay_fraction=0.5, lr_g=1e-3)))
     lrs = []
     for _ in range(10):
-        trainer.critic_step()
-        trainer.generator_step()
-        for schedule in trainer.schedules:
-            schedule.step()
+        trainer.advance()
         lrs.append(trainer.opt_g.param_groups[0]["lr"])
     assert lrs[:4] == [1e-3] * 4
     assert lrs[4:] == pytest.approx([1e-3, 0.8e-3, 0.6e-3, 0.4e-3, 0.2e-3, 0.0])
